@@ -1,0 +1,30 @@
+"""Shared pytest set-up: hypothesis profiles and the GPU marker."""
+
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+# "ci" (default): deterministic (derandomized) and fast enough for 2 cores.
+# "thorough": more examples, for a local deep check: SYNTHSAE_HYPOTHESIS_PROFILE=thorough.
+settings.register_profile(
+    "ci", max_examples=25, deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "thorough", max_examples=300, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("SYNTHSAE_HYPOTHESIS_PROFILE", "ci"))
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,196 @@
+"""Frozen, self-validating configs that round-trip through dict / JSON / TOML.
+
+A config is a frozen dataclass deriving from `Config`. Construction runs `validate()`, so an
+invalid config can never exist. `from_dict` rejects unknown keys (with a "did you mean") and
+wrong types, naming the key.
+
+Polymorphic fields (e.g. "which dictionary geometry") use a *family*: a base class with a
+`family` registry; each member sets `kind` and registers itself. Serialized, a member is a
+dict with a `"kind"` key:
+
+    {"kind": "spiked", "rho": 0.5}
+
+TOML has no null, so `to_toml` drops fields whose value is None; `from_dict` then restores
+their default (only fields that default to None may be None).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import tomli_w
+
+from synthsae.errors import fail
+from synthsae.registry import Registry
+
+C = TypeVar("C", bound="Config")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Base class of every synthsae config. Subclasses are `@dataclass(frozen=True)`."""
+
+    # Set on a family's base class: the registry of its members (see module docstring).
+    family: ClassVar[Registry | None] = None
+    # Set on each member of a family: its registered name.
+    kind: ClassVar[str | None] = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise `ValueError` (via `synthsae.errors.fail`) for invalid values. Override."""
+
+    # ---- serialization -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of builtins (tuples become lists, nested configs become dicts)."""
+        out: dict[str, Any] = {}
+        if self.family is not None and self.kind is not None:
+            out["kind"] = self.kind
+        for f in dataclasses.fields(self):
+            out[f.name] = _to_plain(getattr(self, f.name))
+        return out
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any], *, path: str | None = None) -> C:
+        """Build (and validate) a config from a dict; `path` prefixes key names in errors."""
+        path = path or cls.__name__
+        if not isinstance(data, dict):
+            fail(path, data, "a config section must be a table/dict", f"a dict of {cls.__name__} fields")
+        data = dict(data)
+        target: type[Config] = cls
+        if cls.family is not None:
+            kind = data.pop("kind", cls.kind)
+            if kind is None:
+                fail(f"{path}.kind", None, "this section needs a kind", f"one of {cls.family.available()}")
+            try:
+                target = cls.family.get(kind)
+            except ValueError as err:
+                raise ValueError(f"{path}.kind: {err}") from None
+        elif "kind" in data and data["kind"] == cls.kind:
+            data.pop("kind")
+        hints = typing.get_type_hints(target)
+        names = [f.name for f in dataclasses.fields(target) if f.init]
+        for key in data:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"{path}: unknown key {key!r}.{hint} Valid keys: {', '.join(names)}."
+                )
+        kwargs = {k: _from_plain(v, hints[k], f"{path}.{k}") for k, v in data.items()}
+        return target(**kwargs)  # type: ignore[return-value]
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_json(cls: type[C], text: str) -> C:
+        return cls.from_dict(json.loads(text))
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(_drop_none(self.to_dict()))
+
+    @classmethod
+    def from_toml(cls: type[C], text: str) -> C:
+        return cls.from_dict(tomllib.loads(text))
+
+    @classmethod
+    def load(cls: type[C], path: str | Path) -> C:
+        """Read a `.json` or `.toml` file."""
+        path = Path(path)
+        text = path.read_text()
+        return cls.from_toml(text) if path.suffix == ".toml" else cls.from_json(text)
+
+    def replace(self: C, **changes: Any) -> C:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _to_plain(value: Any) -> Any:
+    if isinstance(value, Config):
+        return value.to_dict()
+    if isinstance(value, (tuple, list)):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    return value
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        if any(v is None for v in value):
+            raise ValueError("TOML cannot store None inside a list; use JSON for this config")
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def _from_plain(value: Any, hint: Any, path: str) -> Any:
+    """Convert a plain value to the annotated type, or fail naming `path`."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        members = typing.get_args(hint)
+        if value is None:
+            if type(None) in members:
+                return None
+            fail(path, value, "this field may not be None", _describe(hint))
+        errors = []
+        for member in members:
+            if member is type(None):
+                continue
+            try:
+                return _from_plain(value, member, path)
+            except (TypeError, ValueError) as err:
+                errors.append(str(err))
+        if len(errors) == 1:
+            raise ValueError(errors[0])
+        fail(path, value, "it matches none of the allowed types", _describe(hint))
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            fail(path, value, "expected a list", _describe(hint))
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_from_plain(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            fail(path, value, f"expected {len(args)} items", _describe(hint))
+        return tuple(_from_plain(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+    if origin is typing.Literal:
+        if value not in typing.get_args(hint):
+            fail(path, value, "not an allowed value", " or ".join(map(repr, typing.get_args(hint))))
+        return value
+    if isinstance(hint, type) and issubclass(hint, Config):
+        if isinstance(value, hint):
+            return value
+        return hint.from_dict(value, path=path)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            fail(path, value, "expected a number", "a float")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            fail(path, value, "expected an integer", "an int")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            fail(path, value, "expected a boolean", "true or false")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            fail(path, value, "expected a string", "a str")
+        return value
+    return value  # Any, dict, ...: taken as is
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
