@@ -1,0 +1,95 @@
+"""Plots for evaluation reports (matplotlib, Agg backend). Each function returns a Figure.
+
+Nothing here computes metrics: inputs are arrays a `synthsae.metrics.Report` already holds.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports are written to files, never shown
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def cosine_heatmap(C, title: str = "|cos| true features vs matched latents") -> Figure:
+    """Heatmap of a (k, k) |cos| matrix between k true features (rows) and their matched latents (columns,
+    same order), so a perfect recovery is a bright diagonal."""
+    C = np.asarray(C, dtype=float)
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    im = ax.imshow(C, vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
+    ax.set_xlabel("matched latent")
+    ax.set_ylabel("true feature")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="|cos|")
+    fig.tight_layout()
+    return fig
+
+
+def recovery_curve(thresholds, rates, marks=(0.8, 0.9)) -> Figure:
+    """Share of true features recovered (matched |cos| >= t) against the threshold t."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(thresholds, rates, lw=2)
+    for t in marks:
+        ax.axvline(t, color="gray", ls=":", lw=1)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("cosine threshold t")
+    ax.set_ylabel("recovery rate")
+    ax.set_title("recovery vs threshold", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def firing_vs_recovery(fire_rate, cos) -> Figure:
+    """Scatter of each true feature's firing rate (log x) against its matched |cos|."""
+    fr = np.asarray(fire_rate, dtype=float)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ok = fr > 0
+    ax.scatter(fr[ok], np.abs(np.asarray(cos))[ok], s=4, alpha=0.5)
+    if ok.any():
+        ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("true firing rate")
+    ax.set_ylabel("matched |cos|")
+    ax.set_title("rare features are recovered worse?", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def absorption_matrix(parents, children, rates, max_size: int = 64) -> Figure:
+    """Parents (rows) x children (columns) matrix of absorption rates for the hierarchy's pairs."""
+    parents, children, rates = map(np.asarray, (parents, children, rates))
+    P = np.unique(parents)[:max_size]
+    Cc = np.unique(children[np.isin(parents, P)])[:max_size]
+    M = np.full((len(P), len(Cc)), np.nan)
+    pi = {p: i for i, p in enumerate(P)}
+    ci = {c: i for i, c in enumerate(Cc)}
+    for p, c, r in zip(parents, children, rates):
+        if p in pi and c in ci:
+            M[pi[p], ci[c]] = r
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    im = ax.imshow(np.ma.masked_invalid(M), vmin=0, vmax=1, cmap="magma", aspect="auto", interpolation="nearest")
+    ax.set_xlabel("child feature")
+    ax.set_ylabel("parent feature")
+    ax.set_title("absorption rate (full + partial)", fontsize=9)
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def stability_histogram(probabilities, threshold: float | None = 0.5) -> Figure:
+    """Histogram of latents' cross-seed reappearance probabilities (one array or a list, pooled)."""
+    p = np.concatenate([np.ravel(a) for a in probabilities]) if isinstance(probabilities, (list, tuple)) \
+        else np.ravel(probabilities)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(p, bins=np.linspace(0, 1, 21), color="tab:blue", edgecolor="white")
+    if threshold is not None:
+        ax.axvline(threshold, color="red", ls="--", lw=1, label="stable threshold")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("reappearance probability")
+    ax.set_ylabel("latents")
+    ax.set_title("cross-seed stability", fontsize=9)
+    fig.tight_layout()
+    return fig
