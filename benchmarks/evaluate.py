@@ -114,7 +114,7 @@ def perturbed_sae(D, noise, seed, k=25):
 
 
 def main():
-    warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+    warnings.filterwarnings("ignore", message="Sparse (CSR tensor support is in beta|invariant checks)")
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-dense", action="store_true", help="skip the dense LSA baseline (slow, ~5 GB)")

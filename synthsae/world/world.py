@@ -1,0 +1,304 @@
+"""The World: planted dictionary + firing model + magnitudes + noise, sampled sparsely.
+
+    world = World.preset("toy")
+    batch = world.sample(1024, seed=0)      # batch.x (n, d), batch.codes (true sparse codes)
+
+Convention: atoms are the rows of `world.dictionary` (m, d); x = z D + bias + noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from synthsae._rng import Seed, generator, resolve_device
+from synthsae.config import Config
+from synthsae.errors import fail, require
+from synthsae.io import atomic_write_json, load_tensors, read_json, save_tensors
+from synthsae.world.codes import Batch, SparseCodes
+from synthsae.world.correlation import Correlation
+from synthsae.world.firing import ExactlyK, Firing, Zipf
+from synthsae.world.geometry import Built, Gaussian, Geometry, coherence
+from synthsae.world.geometry.given import check_dictionary
+from synthsae.world.hierarchy import Forest, HierarchyConfig, apply_hierarchy, base_probabilities, build_forest
+from synthsae.world.magnitudes import ConstantMagnitude, Magnitudes
+from synthsae.world.noise import Noise
+from synthsae.world.sampler import copula_events, exactly_k_events, independent_events, sphere
+
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldConfig(Config):
+    """Everything that defines a world. d: input dimension; m: number of true features."""
+
+    d: int = 32
+    m: int = 128
+    dictionary: Geometry = dataclasses.field(default_factory=Gaussian)
+    firing: Firing = dataclasses.field(default_factory=Zipf)
+    correlation: Correlation | None = None
+    hierarchy: HierarchyConfig | None = None
+    magnitudes: Magnitudes = dataclasses.field(default_factory=ConstantMagnitude)
+    noise: Noise = dataclasses.field(default_factory=Noise)
+    seed: int = 0
+
+    def validate(self) -> None:
+        require(isinstance(self.d, int) and self.d >= 1, "world.d", self.d, "the input dimension must be positive", "an int >= 1")
+        require(isinstance(self.m, int) and self.m >= 1, "world.m", self.m, "a world needs at least one feature", "an int >= 1")
+        require(isinstance(self.seed, int) and self.seed >= 0, "world.seed", self.seed, "seeds are non-negative ints", "an int >= 0")
+        self.dictionary.check_shape(self.m, self.d)
+        self.firing.probabilities(self.m)  # raises for k > m, wrong vector length, ...
+        if isinstance(self.firing, ExactlyK) and (self.correlation is not None or self.hierarchy is not None):
+            fail("world.firing", "exactly_k", "exactly-k firing fixes the count per sample, which correlation and "
+                 "hierarchy would change", "exactly_k without correlation/hierarchy, or a probability law")
+        if getattr(self.dictionary, "tied", False) and (self.hierarchy is not None or isinstance(self.firing, ExactlyK)):
+            fail("world.dictionary", "subspaces(tied=True)", "tied subspace groups fire as units and cannot be "
+                 "combined with a hierarchy or exactly-k firing", "tied=False, or no hierarchy / a probability law")
+
+
+class World:
+    """A ground-truth world. Build from a `WorldConfig` (or `World.preset(name)`); `dictionary=`
+    overrides the geometry with a given (m, d) tensor (atoms as rows, unit norm).
+
+    Attributes (CPU tensors): dictionary (m, d) float32; firing_probabilities (m,) marginals;
+    base_probabilities (m,) per-feature draw probabilities; mean_magnitudes (m,); parents (m,)
+    long or None; groups (m,) long or None; bias (d,); noise_std (float).
+    """
+
+    def __init__(self, config: WorldConfig, *, dictionary: torch.Tensor | None = None,
+                 _state: dict[str, torch.Tensor] | None = None):
+        if not isinstance(config, WorldConfig):
+            fail("World(config)", type(config).__name__, "a World is built from a WorldConfig",
+                 "WorldConfig(...) or World.preset(name)")
+        self.config = config
+        self._device_cache: dict = {}
+        self._coherence: float | None = None
+        state = _state if _state is not None else self._build(dictionary)
+        self._state = state
+        m = config.m
+        self.dictionary = state["dictionary"]
+        self.base_probabilities = state["q"]
+        self.firing_probabilities = state["marginal"]
+        self.parents = state["parents"] if config.hierarchy is not None else None
+        self.groups = state.get("groups")
+        self.tied = bool(state["tied"]) if "tied" in state else False
+        self._forest = (Forest(state["parents"], state["level"], state["exclusive"])
+                        if config.hierarchy is not None else None)
+        self._mag = {k[4:]: v for k, v in state.items() if k.startswith("mag.")}
+        self.mean_magnitudes = type(config.magnitudes).means(self._mag)
+        self.bias = state["bias"]
+        self.noise_std = float(state["noise_std"])
+        self.info = {k[5:]: float(v) for k, v in state.items() if k.startswith("info.")}
+        assert self.dictionary.shape == (m, config.d)
+
+    # ---- construction ----------------------------------------------------------------------------
+    def _build(self, dictionary: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        cfg, m, d = self.config, self.config.m, self.config.d
+        gen = generator(cfg.seed)
+        built = cfg.dictionary.build(m, d, gen)  # also gives group structure, and keeps the RNG stream aligned
+        if dictionary is not None:
+            built = dataclasses.replace(built, dictionary=check_dictionary(dictionary, m, d, normalize=False), info={})
+        state: dict[str, torch.Tensor] = {"dictionary": built.dictionary.float().contiguous()}
+        for key, value in built.info.items():
+            state[f"info.{key}"] = torch.tensor(value)
+        p = cfg.firing.probabilities(m)
+        if cfg.hierarchy is not None:
+            forest = build_forest(cfg.hierarchy, m, gen)
+            q, marginal = base_probabilities(forest, p, cfg.hierarchy.compensate)
+            state.update(parents=forest.parents, level=forest.level, exclusive=forest.exclusive)
+        else:
+            q, marginal = p.clone(), p.clone()
+        if built.groups is not None:
+            state["groups"] = built.groups
+            state["tied"] = torch.tensor(built.tied)
+            if built.tied:
+                # One draw per group, made by its first feature; the group's members share its marginal.
+                for g in built.groups.unique():
+                    if g < 0:
+                        continue
+                    members = (built.groups == g).nonzero().squeeze(1)
+                    marginal[members] = q[members[0]]
+                    q[members[1:]] = 0.0
+        state["q"], state["marginal"] = q, marginal
+        if cfg.correlation is not None:
+            state["corr_factor"], state["corr_diag"] = cfg.correlation.factors(m, gen)
+        for key, value in cfg.magnitudes.prepare(m, gen).items():
+            state[f"mag.{key}"] = value
+        bias = torch.randn(d, generator=gen, dtype=torch.float64)
+        state["bias"] = (bias / bias.norm() * cfg.noise.bias_norm).float()
+        state["noise_std"] = torch.tensor(cfg.noise.std, dtype=torch.float64)
+        self._state = state
+        if cfg.noise.snr is not None:
+            # Measure the signal power on a calibration batch with its own seed, then set std.
+            self.__init__(cfg, _state={**state, "noise_std": torch.tensor(0.0, dtype=torch.float64)})
+            clean = self.sample(4096, seed=generator(cfg.seed + 7919)).x - self.bias
+            power = float((clean.double() ** 2).sum(1).mean())
+            state["noise_std"] = torch.tensor((power / (cfg.noise.snr * d)) ** 0.5, dtype=torch.float64)
+        return state
+
+    @property
+    def d(self) -> int:
+        return self.config.d
+
+    @property
+    def m(self) -> int:
+        return self.config.m
+
+    # ---- sampling --------------------------------------------------------------------------------
+    def sample_codes(self, n: int, seed: Seed = 0) -> SparseCodes:
+        """Draw the true sparse codes of n samples (CPU, float64 values). Cost O(active features)
+        for independent firing; O(n m) with copula correlation."""
+        require(isinstance(n, int) and not isinstance(n, bool) and n >= 1, "n", n,
+                "the number of samples must be a positive int", "an int >= 1")
+        cfg, m, gen = self.config, self.m, generator(seed)
+        if isinstance(cfg.firing, ExactlyK):
+            rows, cols = exactly_k_events(n, m, cfg.firing.k, gen)
+        elif cfg.correlation is not None:
+            rows, cols = copula_events(self.base_probabilities, self._state["corr_factor"], self._state["corr_diag"], n, gen)
+        else:
+            rows, cols = independent_events(self.base_probabilities, n, gen)
+        if self._forest is not None:
+            rows, cols = apply_hierarchy(rows, cols, m, self._forest, gen)
+        values = type(cfg.magnitudes).sample(self._mag, cols, gen)
+        if self.groups is not None and self.tied:
+            rows, cols, values = self._expand_tied(rows, cols, values, gen)
+        if self._forest is not None and cfg.hierarchy.scale_children_by_parent:
+            values = self._scale_children(rows, cols, values)
+        nonzero = values != 0
+        return SparseCodes(rows[nonzero], cols[nonzero], values[nonzero], n, m)
+
+    def _expand_tied(self, rows, cols, values, gen):
+        """Replace each group leader's event by the whole group with code a * u, u uniform on the sphere."""
+        groups = self.groups
+        leader = (groups[cols] >= 0)
+        if not bool(leader.any()):
+            return rows, cols, values
+        free = ~leader
+        g = groups[cols[leader]]
+        rank = int((groups == groups[groups >= 0][0]).sum())
+        members = torch.stack([(groups == gid).nonzero().squeeze(1) for gid in range(int(groups.max()) + 1)])
+        u = sphere(len(g), rank, gen) * values[leader].unsqueeze(1)
+        new_rows = rows[leader].repeat_interleave(rank)
+        new_cols = members[g].reshape(-1)
+        rows = torch.cat([rows[free], new_rows])
+        cols = torch.cat([cols[free], new_cols])
+        values = torch.cat([values[free], u.reshape(-1)])
+        order = torch.argsort(rows * self.m + cols)
+        return rows[order], cols[order], values[order]
+
+    def _scale_children(self, rows, cols, values):
+        """Top-down: child value *= parent value / parent mean magnitude."""
+        keys = rows * self.m + cols
+        means = self.mean_magnitudes
+        for lvl in range(1, self._forest.depth + 1):
+            at = (self._forest.level[cols] == lvl).nonzero().squeeze(1)
+            parent = self.parents[cols[at]]
+            pos = torch.searchsorted(keys, rows[at] * self.m + parent)
+            values[at] = values[at] * values[pos] / means[parent]
+        return values
+
+    def sample(self, n: int, seed: Seed = 0, device: str | torch.device | None = None,
+               dtype: torch.dtype = torch.float32) -> Batch:
+        """n samples: `Batch(x (n, d), codes, noise (n, d))`. Same seed -> identical samples."""
+        dev = resolve_device(device)
+        gen = generator(seed)
+        codes = self.sample_codes(n, gen).to(dev, dtype)
+        x = torch.sparse.mm(codes.to_sparse(), self._on(dev, dtype))
+        x = x + self._state_on("bias", dev, dtype)
+        if self.noise_std > 0:
+            noise = (torch.randn(n, self.d, generator=gen, dtype=torch.float32) * self.noise_std).to(dev, dtype)
+            x = x + noise
+        else:
+            noise = torch.zeros(n, self.d, device=dev, dtype=dtype)
+        return Batch(x=x, codes=codes, noise=noise)
+
+    def stream(self, batch_size: int, seed: Seed = 0, device: str | torch.device | None = None,
+               dtype: torch.dtype = torch.float32) -> Iterator[Batch]:
+        """An endless iterator of batches drawn from one generator seeded with `seed`."""
+        gen = generator(seed)
+        while True:
+            yield self.sample(batch_size, seed=gen, device=device, dtype=dtype)
+
+    def _on(self, dev, dtype):
+        return self._state_on("dictionary", dev, dtype)
+
+    def _state_on(self, key, dev, dtype):
+        cache_key = (key, str(dev), dtype)
+        if cache_key not in self._device_cache:
+            self._device_cache[cache_key] = self._state[key].to(dev, dtype)
+        return self._device_cache[cache_key]
+
+    # ---- facts -----------------------------------------------------------------------------------
+    def coherence(self) -> float:
+        """Max |cos| between distinct atoms (computed once, in chunks)."""
+        if self._coherence is None:
+            self._coherence = coherence(self.dictionary)
+        return self._coherence
+
+    def expected_l0(self) -> float:
+        """Expected number of active features per sample: the sum of the marginal firing rates."""
+        return float(self.firing_probabilities.sum())
+
+    def describe(self) -> str:
+        """A readable multi-line summary of the world."""
+        cfg, p = self.config, self.firing_probabilities
+        lines = [
+            f"World: m = {self.m} features in d = {self.d} dimensions (seed {cfg.seed})",
+            f"  dictionary    {cfg.dictionary.kind}; coherence (max |cos|) = {self.coherence():.4f}",
+            f"  firing        {cfg.firing.kind}; rates {float(p.min()):.3g} .. {float(p.max()):.3g}; "
+            f"expected L0 = {self.expected_l0():.2f}" + (" (marginals exact for independent firing only)"
+                                                          if cfg.correlation is not None and cfg.hierarchy else ""),
+            f"  correlation   {cfg.correlation.kind if cfg.correlation else 'none (independent)'}",
+        ]
+        if self._forest is not None:
+            f = self._forest
+            in_tree = int(((f.parents >= 0) | (f.level == 0) & torch.isin(torch.arange(self.m), f.parents)).sum())
+            lines.append(f"  hierarchy     {cfg.hierarchy.roots} roots, depth {f.depth}, {in_tree} features in trees, "
+                         f"{int(f.exclusive.sum())} mutually exclusive parents, compensate={cfg.hierarchy.compensate}")
+        if self.groups is not None:
+            n_groups = int(self.groups.max()) + 1
+            lines.append(f"  subspaces     {n_groups} groups, tied={self.tied}")
+        mm = self.mean_magnitudes
+        lines.append(f"  magnitudes    {cfg.magnitudes.kind}; mean {float(mm.min()):.3g} .. {float(mm.max()):.3g}")
+        lines.append(f"  noise         std {self.noise_std:.4g}; bias norm {cfg.noise.bias_norm:.3g}")
+        for key, value in self.info.items():
+            lines.append(f"  {key:<13} {value:.4g}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"World(m={self.m}, d={self.d}, dictionary={self.config.dictionary.kind!r}, firing={self.config.firing.kind!r})"
+
+    # ---- persistence -----------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write `config.json` and `world.safetensors` into folder `path` (atomically, no pickle)."""
+        path = Path(path)
+        save_tensors(path / "world.safetensors", self._state, metadata={"format_version": str(FORMAT_VERSION)})
+        atomic_write_json(path / "config.json", {"format_version": FORMAT_VERSION, "world": self.config.to_dict()})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "World":
+        """Load a world saved by `save`; it draws the same samples for the same seed."""
+        path = Path(path)
+        meta = read_json(path / "config.json")
+        if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION or "world" not in meta:
+            fail(str(path / "config.json"), meta.get("format_version") if isinstance(meta, dict) else meta,
+                 "not a synthsae world folder of a supported format", f"format_version {FORMAT_VERSION}")
+        config = WorldConfig.from_dict(meta["world"])
+        state = load_tensors(path / "world.safetensors")
+        if "dictionary" not in state or tuple(state["dictionary"].shape) != (config.m, config.d):
+            fail(str(path / "world.safetensors"), "its dictionary", "does not match the saved config",
+                 f"a ({config.m}, {config.d}) dictionary")
+        return cls(config, _state=state)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "World":
+        """A named world (see `synthsae.world.presets.PRESETS`); overrides are preset options or
+        WorldConfig fields, e.g. `World.preset("aen-spiked", rho=0.7, seed=3)`."""
+        from synthsae.world.presets import preset_config
+
+        return cls(preset_config(name, **overrides))
