@@ -9,7 +9,6 @@ Convention: atoms are the rows of `world.dictionary` (m, d); x = z D + bias + no
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
