@@ -15,27 +15,11 @@ import torch
 
 from synthsae._rng import generator
 from synthsae.errors import require
+from synthsae.world.codes import SparseCodes
 
 
-@dataclasses.dataclass
-class ExplicitCodes:
-    """Sparse codes (n, m) in coordinate form: rows, cols, values (the SparseCodes contract)."""
-
-    rows: torch.Tensor
-    cols: torch.Tensor
-    values: torch.Tensor
-    n: int
-    m: int
-
-    def to_dense(self) -> torch.Tensor:
-        z = torch.zeros(self.n, self.m, dtype=self.values.dtype, device=self.values.device)
-        z[self.rows, self.cols] = self.values
-        return z
-
-    def active(self) -> torch.Tensor:
-        a = torch.zeros(self.n, self.m, dtype=torch.bool, device=self.values.device)
-        a[self.rows, self.cols] = True
-        return a
+# The codes of an explicit world follow the World contract exactly (sorted by row, then column).
+ExplicitCodes = SparseCodes
 
 
 @dataclasses.dataclass
