@@ -18,7 +18,9 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("SYNTHSAE_HYPOTHESIS_PROFILE", "ci"))
 
-torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+# Under pytest-xdist every worker gets one thread: two workers with two threads each on two cores
+# oversubscribe, and OpenMP's spin-waiting then slows small-matrix training by up to 10x.
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, torch.get_num_threads())))
 
 
 def pytest_collection_modifyitems(config, items):

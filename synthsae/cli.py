@@ -1,45 +1,374 @@
 """The `synthsae` command line.
 
-    synthsae demo                  build the default preset world and print its summary
+    synthsae demo [--out DIR] [--samples N] [--variants a,b]     four SAE variants on a toy world
+    synthsae run CONFIG.toml|RECIPE [--out DIR] [--device cuda] [--set key=value ...]
+    synthsae sweep CONFIG.toml [--executor local|serial|ray] [--address A] [--workers N] [--out DIR]
     synthsae world PRESET [--save DIR] [--seed N]
+    synthsae evaluate CHECKPOINT --world PRESET|DIR [--n N] [--out DIR]
+    synthsae recipes
+
+User errors (bad configs, unknown names, missing files) print `synthsae: error: ...` and exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+EXIT_USAGE = 2
 
 
-def _world_summary(preset: str, seed: int, save: str | None) -> int:
+class UserError(ValueError):
+    """A mistake in what the user asked for (printed without a traceback)."""
+
+
+# ---- helpers --------------------------------------------------------------------------------------
+def _read_table(path: str) -> dict[str, Any]:
+    """A TOML or JSON file as a dict."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path} does not exist (expected a .toml or .json config file)")
+    text = p.read_text()
+    try:
+        return json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"{path} is not valid {'JSON' if p.suffix == '.json' else 'TOML'}: {err}") from None
+
+
+def _apply_sets(data: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    from synthsae.experiments.config import parse_value, set_dotted
+
+    for item in assignments or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set {item!r} is invalid: expected key=value, e.g. --set train.lr=1e-3")
+        set_dotted(data, key.strip(), parse_value(value.strip()))
+    return data
+
+
+def _device(name: str | None):
+    from synthsae._rng import resolve_device
+
+    return None if name is None else resolve_device(name)
+
+
+def _progress(args) -> bool:
+    return not getattr(args, "quiet", False)
+
+
+# ---- subcommands ----------------------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    from synthsae.experiments.demo import demo_config
+    from synthsae.experiments.run import run_experiment
+
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    config = demo_config(samples=args.samples, variants=variants, eval_samples=args.eval_samples, seed=args.seed,
+                         plots=not args.no_plots)
+    _device(args.device)  # fail now on an unavailable device
+    import torch
+
     from synthsae.world import World
 
-    world = World.preset(preset, seed=seed)
+    # The demo's matrices are tiny (d = 32, m = 256): extra CPU threads only add synchronisation,
+    # and with any other load on the machine OpenMP's spin-waiting made training ~20x slower.
+    torch.set_num_threads(1)
+    print(World(config.world_config()).describe())
+    print(f"\nTraining {len(config.sae)} SAEs ({', '.join(s.name for s in config.sae)}) on "
+          f"{config.train.n_samples:,} samples each, then evaluating on {config.eval.n:,} fresh samples.")
+    result = run_experiment(config, args.out, device=args.device, progress=_progress(args))
+    print("\n" + result.table())
+    print("\nEV explained variance, L0 active latents per sample, MCC mean |cos| of matched atoms, "
+          "recovered@0.9 share of true features matched at |cos| >= 0.9, dead share of latents that never fired, "
+          "shrinkage median magnitude ratio (1 = none), absorption hierarchy absorption rate (docs/metrics.md).")
+    print(f"Report: {result.report_path}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from synthsae.experiments.run import run_experiment
+
+    target = args.target
+    is_file = Path(target).suffix in (".toml", ".json") or Path(target).is_file()
+    if is_file:
+        data = _read_table(target)
+        if "recipe" in data:
+            name = data.pop("recipe")
+            return _run_recipe(name, data, args, default_out=Path(target).stem)
+        if "sweep" in data:
+            raise UserError(f"{target} has a [sweep] table: run it with `synthsae sweep {target}`")
+        from synthsae.experiments.config import ExperimentConfig
+
+        config = ExperimentConfig.from_dict(_apply_sets(data, args.set))
+        out = args.out or str(Path("synthsae-runs") / Path(target).stem)
+        result = run_experiment(config, out, device=_device(args.device), progress=_progress(args))
+        print(result.table())
+        print(f"Report: {result.report_path}")
+        return 0
+    return _run_recipe(target, None, args, default_out=target)
+
+
+def _run_recipe(name: str, data: dict[str, Any] | None, args, default_out: str) -> int:
+    import torch
+
+    from synthsae.experiments.recipes import RECIPES
+
+    try:
+        recipe = RECIPES.get(name)
+    except ValueError as err:
+        raise UserError(f"{err} (or give a path to a .toml experiment config)") from None
+    if data is None:
+        config = recipe.config_class.small() if args.small else recipe.config_class()
+        data = config.to_dict()
+    elif args.small:
+        raise UserError("--small applies to a recipe name, not to a config file (edit the file instead)")
+    config = recipe.config_class.from_dict(_apply_sets(data, args.set), path=name)
+    out = Path(args.out or str(Path("synthsae-runs") / default_out))
+    device = _device(args.device) or torch.device("cpu")
+    result = recipe.run(config, out, device, _progress(args))
+    report = result.write(out)
+    print(f"{name}: {result.claim.strip().splitlines()[0] if result.claim.strip() else ''}")
+    held = {True: "held", False: "did not hold", None: "inconclusive at this scale"}[result.held]
+    print(f"verdict: {held}")
+    print(f"Report: {report}")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from synthsae.experiments.sweep import SweepConfig, run_sweep
+
+    data = _apply_sets(_read_table(args.config), args.set)
+    config = SweepConfig.from_dict(data)
+    out = args.out or str(Path("synthsae-sweeps") / Path(args.config).stem)
+    options = {"address": args.address} if args.address is not None else {}
+    if options and args.executor != "ray":
+        raise UserError(f"--address is an option of the ray executor, not of {args.executor!r}")
+    _device(args.device)
+    result = run_sweep(config, out, executor=args.executor, n_workers=args.workers, device=args.device,
+                       retry_failed=args.retry_failed, progress=_progress(args), **options)
+    n_ok = len(result.rows) - len(result.failed)
+    print(f"{len(result.rows)} trials: {n_ok} ok, {len(result.failed)} failed")
+    for r in result.failed:
+        print(f"  failed {r['trial']}: {r['error']}")
+    print(f"Results: {Path(out) / 'results.csv'}  Report: {Path(out) / 'report.md'}")
+    return 0
+
+
+def cmd_world(args) -> int:
+    from synthsae.world import World
+
+    world = World.preset(args.preset, seed=args.seed)
     print(world.describe())
-    batch = world.sample(1024, seed=seed)
-    print(f"  sampled 1024 x: mean L0 = {batch.codes.nnz / 1024:.2f}, mean ||x|| = {float(batch.x.norm(dim=1).mean()):.3f}")
-    if save:
-        print(f"saved to {world.save(save)}")
+    batch = world.sample(1024, seed=args.seed)
+    print(f"  sampled 1024 x: mean L0 = {batch.codes.nnz / 1024:.2f}, "
+          f"mean ||x|| = {float(batch.x.norm(dim=1).mean()):.3f}")
+    if args.save:
+        print(f"saved to {world.save(args.save)}")
+    return 0
+
+
+def _load_world(spec: str, seed: int | None):
+    from synthsae import io as sio
+    from synthsae.world import PRESETS, World, WorldConfig
+
+    path = Path(spec)
+    if path.is_dir():
+        if seed is not None:
+            raise UserError("--world-seed applies to a preset, not to a saved world folder")
+        if (path / "world.safetensors").is_file():
+            return World.load(path)
+        if (path / "world.json").is_file():  # an experiment folder written by `synthsae run`
+            return World(WorldConfig.from_dict(sio.read_json(path / "world.json"), path=str(path / "world.json")))
+        raise UserError(f"{spec} holds no world (expected world.safetensors from `synthsae world --save`, "
+                        "or world.json from `synthsae run`)")
+    if spec not in PRESETS:
+        raise UserError(f"--world {spec!r} is neither a folder nor a preset. Presets: {', '.join(PRESETS.available())}")
+    return World.preset(spec, **({} if seed is None else {"seed": seed}))
+
+
+def _load_sae(spec: str, device):
+    from synthsae.sae.base import CONFIG_FILE, SAE
+
+    path = Path(spec)
+    for folder in (path, path / "model"):  # an SAE folder, or an experiment's saes/<label>/
+        if (folder / CONFIG_FILE).is_file() and (folder / "model.safetensors").is_file():
+            return SAE.load(folder, device=device)
+    raise UserError(f"{spec} holds no saved SAE (expected config.json + model.safetensors, as written by "
+                    "SAE.save or `synthsae run` in saes/<label>/model/)")
+
+
+def cmd_evaluate(args) -> int:
+    from synthsae.metrics.evaluate import evaluate
+
+    device = _device(args.device)
+    sae = _load_sae(args.checkpoint, device)
+    world = _load_world(args.world, args.world_seed)
+    report = evaluate(sae, world, n=args.n, seed=args.seed, device=device)
+    print(report.table())
+    if args.out:
+        print(f"saved to {report.save(args.out)}")
+    return 0
+
+
+def cmd_recipes(args) -> int:
+    from synthsae.experiments.recipes import RECIPES
+
+    names = RECIPES.available()
+    width = max((len(n) for n in names), default=0)
+    for name in names:
+        print(f"{name:<{width}}  {RECIPES.get(name).description}")
+    print("\nRun one with `synthsae run NAME [--small] [--set key=value]`; its knobs: "
+          "`synthsae run NAME --print-config`.")
+    return 0
+
+
+# ---- the parser -------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    from synthsae.experiments.demo import DEMO_EVAL_SAMPLES, DEMO_SAMPLES, DEMO_VARIANTS
+    from synthsae.experiments.executors import EXECUTORS
+    from synthsae.world import PRESETS
+
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="synthsae", formatter_class=fmt,
+        description="Synthetic ground truth for sparse autoencoders: plant features, train SAEs, score them.",
+        epilog="examples:\n  synthsae demo\n  synthsae run configs/topk_vs_relu.toml --out runs/topk\n"
+               "  synthsae sweep configs/sweep_l1.toml --workers 2\n  synthsae recipes\n"
+               "Run `synthsae COMMAND --help` for the options of a command.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", formatter_class=fmt, help="train relu_l1, topk, jumprelu and aen on a toy world and compare them",
+        description="Train four SAE variants on a toy world with planted features (CPU, a few minutes), print "
+                    "a comparison table (EV, L0, MCC, recovery, dead, shrinkage, absorption) and write a report "
+                    "folder with plots. Rerunning the same command into the same folder reuses finished results.",
+        epilog="examples:\n  synthsae demo\n  synthsae demo --out my-demo --variants topk,relu_l1 --samples 100000")
+    demo.add_argument("--out", default="synthsae-demo", metavar="DIR", help="report folder (default: %(default)s)")
+    demo.add_argument("--samples", type=int, default=DEMO_SAMPLES, metavar="N",
+                      help="training samples per SAE (default: %(default)s)")
+    demo.add_argument("--eval-samples", type=int, default=DEMO_EVAL_SAMPLES, metavar="N",
+                      help="evaluation samples (default: %(default)s)")
+    demo.add_argument("--variants", default=",".join(DEMO_VARIANTS), metavar="LIST",
+                      help="comma-separated subset of the default %(default)s")
+    demo.add_argument("--seed", type=int, default=0, help="root seed (default: %(default)s)")
+    demo.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
+    demo.add_argument("--no-plots", action="store_true", help="skip the PNG figures (faster)")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    run = sub.add_parser(
+        "run", formatter_class=fmt, help="run one experiment from a TOML config, or a named recipe",
+        description="Run one experiment: a TOML/JSON experiment config (see configs/), a TOML file with a "
+                    "top-level `recipe = NAME` key, or a recipe name (`synthsae recipes` lists them). Writes "
+                    "config, metrics (JSON), per-feature tables (CSV), checkpoints (safetensors), plots (PNG) and "
+                    "report.md into --out. Rerunning the same command after a kill resumes where it stopped.",
+        epilog="examples:\n  synthsae run configs/topk_vs_relu.toml --out runs/topk\n"
+               "  synthsae run configs/topk_vs_relu.toml --set train.n_samples=50000 --set sae[0].k=8\n"
+               "  synthsae run starvation --small --out runs/starvation\n"
+               "  synthsae run configs/topk_vs_relu.toml --device cuda")
+    run.add_argument("target", metavar="CONFIG.toml|RECIPE")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: synthsae-runs/<name>)")
+    run.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (overrides the config)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key (dotted, TOML value), repeatable: --set train.lr=1e-3")
+    run.add_argument("--small", action="store_true", help="recipes: the CI-sized configuration")
+    run.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    sweep = sub.add_parser(
+        "sweep", formatter_class=fmt, help="run a grid of experiments (seeds x variants x hyperparameters)",
+        description="Run every trial of a sweep config (an experiment config plus a [sweep] table with seeds and "
+                    "grid) and write one tidy table (results.csv/json: one row per trial) plus plots of each "
+                    "metric against each swept parameter. A killed sweep resumes: rerun the same command and "
+                    "finished trials are skipped. A failing trial is recorded with its error.",
+        epilog="examples:\n  synthsae sweep configs/sweep_l1.toml --out sweeps/l1\n"
+               "  synthsae sweep configs/sweep_l1.toml --executor serial     # in-process, for debugging\n"
+               "  synthsae sweep configs/sweep_l1.toml --executor ray --address auto   # pip install 'synthsae[ray]'")
+    sweep.add_argument("config", metavar="CONFIG.toml")
+    sweep.add_argument("--executor", default="local", choices=EXECUTORS.available(),
+                       help="local: parallel processes (default); serial: in-process; ray: a Ray cluster")
+    sweep.add_argument("--address", default=None, help="ray: cluster address (default: start a local Ray)")
+    sweep.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="parallel trials (local: default = CPU cores, at most 8; ray: CPUs of a local Ray)")
+    sweep.add_argument("--out", metavar="DIR", help="output folder (default: synthsae-sweeps/<config name>)")
+    sweep.add_argument("--device", default=None, help="cpu, cuda, ... for every trial (overrides the config)")
+    sweep.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a key of the base experiment or of [sweep], e.g. --set sweep.seeds=[0]")
+    sweep.add_argument("--retry-failed", action="store_true", help="rerun trials that failed before")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    world = sub.add_parser("world", formatter_class=fmt, help="describe (and optionally save) a preset world",
+                           epilog="examples:\n  synthsae world toy\n  synthsae world hierarchy --save worlds/h")
+    world.add_argument("preset", choices=PRESETS.available())
+    world.add_argument("--seed", type=int, default=0)
+    world.add_argument("--save", metavar="DIR", help="write config.json + world.safetensors here")
+
+    ev = sub.add_parser(
+        "evaluate", formatter_class=fmt, help="evaluate a saved SAE against a world's ground truth",
+        description="Evaluate a saved SAE (a folder with config.json + model.safetensors, or an experiment's "
+                    "saes/<label>/ folder) against a world: a preset, a folder saved by `synthsae world --save`, "
+                    "or an experiment folder written by `synthsae run`.",
+        epilog="examples:\n  synthsae evaluate runs/topk/saes/topk --world runs/topk\n"
+               "  synthsae evaluate my_sae/ --world toy --n 50000 --out my_sae/eval")
+    ev.add_argument("checkpoint", metavar="CHECKPOINT")
+    ev.add_argument("--world", required=True, metavar="PRESET|DIR")
+    ev.add_argument("--world-seed", type=int, default=None, metavar="N", help="seed of a preset world (default 0)")
+    ev.add_argument("--n", type=int, default=100_000, help="evaluation samples (default: %(default)s)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation samples (default: %(default)s)")
+    ev.add_argument("--out", metavar="DIR", help="write metrics.json, CSV tables and PNG plots here")
+    ev.add_argument("--device", default=None)
+
+    sub.add_parser("recipes", help="list the recipes (experiments that test published claims)")
+    return parser
+
+
+COMMANDS = {"demo": cmd_demo, "run": cmd_run, "sweep": cmd_sweep, "world": cmd_world, "evaluate": cmd_evaluate,
+            "recipes": cmd_recipes}
+
+
+def _print_config(args) -> int:
+    """`run --print-config`: the resolved config (after --set / --small) as TOML."""
+    import tomli_w
+
+    from synthsae.config import _drop_none
+
+    target = args.target
+    if Path(target).suffix in (".toml", ".json") or Path(target).is_file():
+        data = _read_table(target)
+        if "recipe" not in data:
+            from synthsae.experiments.config import ExperimentConfig
+
+            print(ExperimentConfig.from_dict(_apply_sets(data, args.set)).to_toml(), end="")
+            return 0
+        name = data.pop("recipe")
+    else:
+        name, data = target, None
+    from synthsae.experiments.recipes import RECIPES
+
+    recipe = RECIPES.get(name)
+    if data is None:
+        data = (recipe.config_class.small() if args.small else recipe.config_class()).to_dict()
+    config = recipe.config_class.from_dict(_apply_sets(data, args.set), path=name)
+    print(tomli_w.dumps({"recipe": name, **_drop_none(config.to_dict())}), end="")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from synthsae.world import PRESETS
-
-    parser = argparse.ArgumentParser(prog="synthsae", description="Synthetic ground truth for sparse autoencoders.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="build a preset world and print its summary")
-    demo.add_argument("--preset", default="toy", choices=PRESETS.available())
-    demo.add_argument("--seed", type=int, default=0)
-    world = sub.add_parser("world", help="describe (and optionally save) a preset world")
-    world.add_argument("preset", choices=PRESETS.available())
-    world.add_argument("--seed", type=int, default=0)
-    world.add_argument("--save", metavar="DIR", help="write config.json + world.safetensors here")
+    """Entry point; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _world_summary(args.preset, args.seed, getattr(args, "save", None))
-    except ValueError as err:
+        if args.command == "run" and args.print_config:
+            return _print_config(args)
+        return COMMANDS[args.command](args)
+    except (ValueError, ImportError, FileNotFoundError, FloatingPointError) as err:
         print(f"synthsae: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("synthsae: interrupted. Rerun the same command to resume (finished work is kept).", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def _from_plain(value: Any, hint: Any, path: str) -> Any:
             return tuple(_from_plain(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
         if len(args) != len(value):
             fail(path, value, f"expected {len(args)} items", _describe(hint))
-        return tuple(_from_plain(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(args, value)))
+        return tuple(_from_plain(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
     if origin is typing.Literal:
         if value not in typing.get_args(hint):
             fail(path, value, "not an allowed value", " or ".join(map(repr, typing.get_args(hint))))

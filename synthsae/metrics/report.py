@@ -74,7 +74,7 @@ class Report:
 
     def save(self, directory: str | Path, plots: bool = True) -> Path:
         """Write metrics.json, one CSV per table and (if `plots`) one PNG per figure, each atomically."""
-        import matplotlib.pyplot as plt
+        from synthsae.plots import save_png
 
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -87,10 +87,7 @@ class Report:
             sio.atomic_write_text(out / f"{name}.csv", to_csv(table))
         if plots:
             for name, fig in self.figures().items():
-                buf = io.BytesIO()
-                fig.savefig(buf, format="png", dpi=110)
-                plt.close(fig)
-                sio.atomic_write_bytes(out / f"{name}.png", buf.getvalue())
+                save_png(fig, out / f"{name}.png")
         return out
 
     def table(self) -> str:

@@ -5,10 +5,11 @@
 """
 
 from synthsae.solvers.api import NotCertifiedWarning, SparseCodeResult, sparse_code
-from synthsae.solvers.jacobian import active_set_jacobian, lipschitz_bound
+from synthsae.solvers.jacobian import SupportJacobian, active_set_jacobian, lipschitz_bound, support_jacobian
 from synthsae.solvers.methods import METHODS
 from synthsae.solvers.problem import SparseCodingProblem
 from synthsae.solvers.weights import adaptive_weights
 
 __all__ = ["sparse_code", "SparseCodeResult", "NotCertifiedWarning", "SparseCodingProblem", "METHODS",
-           "lipschitz_bound", "active_set_jacobian", "adaptive_weights"]
+           "lipschitz_bound", "active_set_jacobian", "support_jacobian", "SupportJacobian",
+           "adaptive_weights"]

@@ -1,12 +1,18 @@
 """Batched active-set solver (feature-sign / Lawson–Hanson style), exact in float64.
 
-Each outer step adds the atom that violates its KKT condition most (sign = sign of its gradient),
+Each outer step adds the atoms that violate their KKT condition most (sign = sign of the gradient),
 then refits exactly on the support (`refit`). If the refit flips a sign, we move from the current
 point towards the refit until the first coordinate reaches zero, drop it, and refit again
 (Lawson–Hanson). The objective decreases at every step, so supports do not cycle in exact
 arithmetic; a sample stops costing as soon as no zero coordinate violates KKT. Samples whose
 support system is singular or that exhaust `max_iter` are returned as they are and fail their
 certificate (the `auto` method then falls back). Atoms are rows of D.
+
+Warm start: when supports are large, growing them from zero takes many refits, so the solver first
+predicts the sign pattern with a cheap float32 FISTA run (`screen.predict_signs`) and starts from
+it: atoms whose refit sign is wrong leave at once (z is still 0 then), the rest of the method is
+unchanged, so the prediction affects speed only, never the certificate. A small probe decides
+whether supports are large (see PROBE_SAMPLES).
 """
 
 from __future__ import annotations
@@ -15,82 +21,141 @@ import torch
 
 from synthsae.solvers.methods import METHODS
 from synthsae.solvers.refit import neg_gradient, refit
+from synthsae.solvers.screen import predict_signs
 
 # KKT allowance for zero coordinates, relative to (λ1 w_j + max_j |d_j·x|): rounding only.
 KKT_DELTA = 1e-11
-# Most atoms that may enter the support per outer step.
+# Most atoms that may enter the support per outer step, and how many may enter the first time.
 ADD_PER_STEP = 32
+FIRST_ADD = 4
+# The support may grow by at most this fraction of its size per outer step (above FIRST_ADD).
+GROWTH = 1.0
+# Auto warm start: a probe runs PROBE_STEPS outer steps from zero on the first PROBE_SAMPLES samples;
+# if most of them still have violators with WARM_START_MIN_SUPPORT atoms (their support is still
+# growing at full speed), every sample starts from predicted signs, otherwise from zero (small
+# supports grow in a few refits, cheaper than FISTA). The probe's work is then discarded.
+PROBE_SAMPLES = 16
+PROBE_STEPS = 3
+WARM_START_MIN_SUPPORT = 16
 
 
 @METHODS.register("active_set")
-def solve_active_set(problem, *, max_iter=None, init=None):
-    """Returns z (n, m) float64 with exact zeros and the number of atoms added per sample."""
+def solve_active_set(problem, *, max_iter=None, init=None, warm_start=None):
+    """Returns z (n, m) float64 with exact zeros and iterations per sample (outer active-set steps,
+    plus float32 FISTA steps when warm-started).
+
+    init: optional (n, m) codes whose sign pattern is the starting support. warm_start: True/False
+    forces/forbids the FISTA sign prediction; None decides from a probe (see PROBE_SAMPLES).
+    """
+    n = problem.n
+    max_iter = 4 * problem.m + 10 if max_iter is None else max_iter
+    if init is not None:
+        signs = torch.sign(init.to(problem.X))
+        return _active_set(problem, max_iter, signs=signs.clamp(min=0) if problem.nonneg else signs)[:2]
+    if warm_start is None:
+        head = problem.subset(torch.arange(min(n, PROBE_SAMPLES), device=problem.X.device))
+        z_head, _, live = _active_set(head, min(max_iter, PROBE_STEPS))
+        growing = live & ((z_head != 0).sum(1) >= WARM_START_MIN_SUPPORT)
+        warm_start = n > 0 and float(growing.double().mean()) >= 0.5
+    if warm_start:
+        signs, pre = predict_signs(problem)
+        z, steps, _ = _active_set(problem, max_iter, signs=signs)
+        return z, pre + steps
+    return _active_set(problem, max_iter)[:2]
+
+
+def _active_set(problem, max_iter, signs=None):
+    """The active-set loop from z = 0, optionally first refitting a predicted sign pattern `signs`.
+    Returns z, outer steps and the rows (n,) that still had KKT violators when it stopped."""
     G, c, pen, l2, nonneg = problem.gram, problem.correlations, problem.penalty, problem.l2, problem.nonneg
+    A = problem.system
     n, m = c.shape
-    max_iter = 4 * m + 10 if max_iter is None else max_iter
     z = torch.zeros_like(c)
-    s = torch.zeros_like(c)
+    s = torch.zeros_like(c) if signs is None else signs.clone()
     iters = torch.zeros(n, dtype=torch.long, device=c.device)
     live = torch.ones(n, dtype=torch.bool, device=c.device)
     single = torch.zeros(n, dtype=torch.bool, device=c.device)  # back to one atom per step
     delta = KKT_DELTA * (pen + c.abs().amax(1, keepdim=True))
+    if signs is not None:
+        _lawson_hanson(A, c, pen, z, s, torch.arange(n, device=c.device), live)
+        # A predicted support can be singular (e.g. more than d atoms at λ2 = 0): start those from zero.
+        cold = ~live
+        z[cold], s[cold], live[cold] = 0.0, 0.0, True
     for _ in range(max_iter):
         rows = live.nonzero().flatten()
         if len(rows) == 0:
             break
-        g = neg_gradient(G, c[rows], l2, z[rows], problem.D)
-        excess = (g if nonneg else g.abs()) - pen[rows]
-        excess = torch.where((z[rows] == 0) & (excess > delta[rows]), excess, -float("inf"))
+        zr = _take(z, rows, n)
+        g = neg_gradient(G, _take(c, rows, n), l2, zr, problem.D)
+        excess = (g if nonneg else g.abs()) - _take(pen, rows, n)
+        excess = torch.where((zr == 0) & (excess > _take(delta, rows, n)), excess, -float("inf"))
         best, j = excess.topk(min(ADD_PER_STEP, m), dim=1)
-        # up to max(4, |S|) atoms enter per step: few while the support is small, more as it grows
-        nnz = (z[rows] != 0).sum(1, keepdim=True)
-        cap = nnz.clamp(min=4)
+        # up to max(FIRST_ADD, GROWTH·|S|) atoms enter per step: few while the support is small, more as it grows
+        nnz = (zr != 0).sum(1, keepdim=True)
+        cap = (nnz * GROWTH).long().clamp(min=FIRST_ADD)
         if l2 == 0:  # a Lasso support beyond d atoms is singular: never jump past d
             cap = torch.minimum(cap, (problem.D.shape[1] - nnz).clamp(min=1))
         cap = torch.where(single[rows, None], 1, cap)
         best = torch.where(torch.arange(best.shape[1], device=c.device) < cap, best, -float("inf"))
         done = torch.isinf(best[:, 0])
-        live[rows[done]] = False
-        rows, j, g, best = rows[~done], j[~done], g[~done], best[~done]
-        if len(rows) == 0:
-            break
+        if bool(done.any()):
+            live[rows[done]] = False
+            go = (~done).nonzero().flatten()
+            rows, j, g, best = rows[go], j[go], g.index_select(0, go), best[go]
+            if len(rows) == 0:
+                break
         iters[rows] += 1
         # Several violators enter at once (fewer refits); one whose refit sign is wrong leaves at
         # once in the Lawson–Hanson loop, so the objective still never increases.
         new = torch.isfinite(best)
         sg = torch.ones_like(best) if nonneg else torch.sign(g.gather(1, j))
-        cur = s[rows]
-        before = s[rows] != 0
-        cur.scatter_(1, j, torch.where(new, sg, cur.gather(1, j)))
-        s[rows] = cur
-        _lawson_hanson(G, c, pen, l2, z, s, rows, live)
+        cur = _take(s, rows, n)
+        before = cur != 0
+        cur = cur.scatter(1, j, torch.where(new, sg, cur.gather(1, j)))
+        s.index_copy_(0, rows, cur)
+        _lawson_hanson(A, c, pen, z, s, rows, live)
         # A step that changed nothing (all entering atoms left again) would repeat forever;
         # with one atom per step the entering sign is provably right (exact arithmetic).
-        single[rows[(s[rows] != 0).eq(before).all(1)]] = True
-    return z, iters
+        single[rows[(_take(s, rows, n) != 0).eq(before).all(1)]] = True
+    else:  # max_iter steps used: say which samples could still improve
+        rows = live.nonzero().flatten()
+        if len(rows):
+            g = neg_gradient(G, _take(c, rows, n), l2, _take(z, rows, n), problem.D)
+            excess = (g if nonneg else g.abs()) - _take(pen, rows, n)
+            live[rows] = ((_take(z, rows, n) == 0) & (excess > _take(delta, rows, n))).any(1)
+    return z, iters, live
 
 
-def _lawson_hanson(G, c, pen, l2, z, s, rows, live):
+def _take(t, rows, n):
+    """t[rows] along dim 0: the tensor itself when every sample is selected, else index_select
+    (much faster than advanced indexing on CPU)."""
+    return t if len(rows) == n else t.index_select(0, rows)
+
+
+def _lawson_hanson(A, c, pen, z, s, rows, live):
     """Refit `rows` on their sign patterns, stepping back to stay sign-consistent (in place)."""
-    sub = rows
+    sub, n = rows, z.shape[0]
     for _ in range(z.shape[1] + 1):
         if len(sub) == 0:
             return
-        sgn = s[sub]
+        sgn = _take(s, sub, n)
         mask = sgn != 0
-        zn, ok = refit(G, c[sub], pen[sub], l2, mask, sgn)
-        live[sub[~ok]] = False  # singular support system: leave the sample uncertified
+        zn, ok = refit(A, _take(c, sub, n), _take(pen, sub, n), mask, sgn)
         bad = mask & (zn * sgn <= 0)
         clean = ok & ~bad.any(1)
-        z[sub[clean]] = zn[clean]
-        keep = ok & ~clean
-        sub, zn, bad, sgn = sub[keep], zn[keep], bad[keep], sgn[keep]
-        zo = z[sub]
+        if bool(clean.all()):
+            z.index_copy_(0, sub, zn)
+            return
+        live[sub[~ok]] = False  # singular support system: leave the sample uncertified
+        fine = clean.nonzero().flatten()
+        z.index_copy_(0, sub[fine], zn.index_select(0, fine))
+        keep = (ok & ~clean).nonzero().flatten()
+        sub, zn, bad, sgn = sub[keep], zn.index_select(0, keep), bad.index_select(0, keep), sgn.index_select(0, keep)
+        zo = z.index_select(0, sub)
         den = zo - zn
         ratio = torch.where(bad, torch.where(den != 0, zo / den, torch.zeros_like(den)), float("inf"))
         alpha = ratio.min(1).values.clamp(0, 1)
         znew = zo + alpha[:, None] * (zn - zo)
         drop = bad & (ratio <= alpha[:, None])
-        znew = torch.where(drop, torch.zeros_like(znew), znew)
-        z[sub] = znew
-        s[sub] = torch.where(drop, torch.zeros_like(sgn), sgn)
+        z.index_copy_(0, sub, torch.where(drop, torch.zeros_like(znew), znew))
+        s.index_copy_(0, sub, torch.where(drop, torch.zeros_like(sgn), sgn))

@@ -60,7 +60,13 @@ def sparse_code(X, D, l1, l2=0.0, weights=None, nonneg=False, method="auto", tol
     weights: None, (m,) per feature or (n, m) per sample, all > 0.
     method: "auto" (active set, then FISTA, then cvxpy for samples whose certificate fails, warning
     if any still fails), "active_set", "fista", "cvxpy", "closed_form" (orthonormal rows).
-    tol: on the relative duality gap; kkt_tol: on the relative KKT violation. Numpy accepted.
+    The active set starts from zero, or, when a small probe shows large supports, from signs
+    predicted by float32 FISTA (`active_set.py`); either way the returned codes are exact refits.
+    tol: on the relative duality gap; kkt_tol: on the relative KKT violation. max_iter: per method
+    of the chain (None: each method's default). Numpy accepted; all work is float64 except the
+    float32 sign prediction, on `device` (CPU default).
+    Returns a `SparseCodeResult`; `converged[i]` is False (and a NotCertifiedWarning is issued when
+    `warn`) wherever sample i's certificate fails, and its code is then not an exact optimum.
     """
     problem = SparseCodingProblem.create(X, D, l1, l2, weights, nonneg, device)
     require(isinstance(tol, float | int) and tol > 0, "tol", tol, "must be > 0", "a positive float, e.g. 1e-9")
@@ -75,20 +81,28 @@ def sparse_code(X, D, l1, l2=0.0, weights=None, nonneg=False, method="auto", tol
     iters = torch.zeros(n, dtype=torch.long, device=z.device)
     used = [chain[0]] * n
     todo = torch.arange(n, device=z.device)
+    cert = None
     for k, name in enumerate(chain):
         if len(todo) == 0:
             break
         sub = problem if k == 0 else problem.subset(todo)
         init = None if k == 0 else z[todo]
         zs, its = _run(name, sub, max_iter, init)
-        cert = sub.certify(zs, tol, kkt_tol)
-        better = cert["converged"] if k > 0 else torch.ones_like(cert["converged"])
-        z[todo[better]] = zs[better]
+        part = sub.certify(zs, tol, kkt_tol)
+        if k == 0:
+            z, cert = zs, part
+            better = torch.ones_like(part["converged"])
+        else:  # a fallback replaces a code only where it is certified
+            better = part["converged"]
+            z[todo[better]] = zs[better]
+            for key, val in cert.items():
+                val[todo[better]] = part[key][better]
         iters[todo] += its.to(iters.device)
         for i in todo[better].tolist():
             used[i] = name
-        todo = todo[~cert["converged"]]
-    cert = problem.certify(z, tol, kkt_tol)
+        todo = todo[~part["converged"]]
+    if cert is None:  # empty batch
+        cert = problem.certify(z, tol, kkt_tol)
     bad = int((~cert["converged"]).sum())
     if bad and warn:
         warnings.warn(f"{bad} of {n} samples are not certified (relative gap > {tol:g} or KKT violation > "

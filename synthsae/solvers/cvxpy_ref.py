@@ -67,7 +67,7 @@ def certified_refit(problem, zt: torch.Tensor) -> torch.Tensor:
             break
         mask = zt[rows].abs() > level * top[rows]
         sgn = torch.sign(zt[rows]) * mask
-        zf, ok = refit(G, c[rows], pen[rows], problem.l2, mask, sgn)
+        zf, ok = refit(problem.system, c[rows], pen[rows], mask, sgn)
         g = neg_gradient(G, c[rows], problem.l2, zf)
         good = ok & ((zf * sgn) > 0).eq(mask).all(1) & kkt_ok(g, zf, pen[rows], problem.nonneg, delta[rows])
         out[rows[good]] = zf[good]

@@ -26,7 +26,7 @@ def solve_fista(problem, *, max_iter=None, init=None, check_every=10):
     l2, nonneg = problem.l2, problem.nonneg
     n, m = c.shape
     max_iter = 5000 if max_iter is None else max_iter
-    L = float(torch.linalg.matrix_norm(D, 2)) ** 2 * (1 + 1e-6) + l2
+    L = problem.norm_sq * (1 + 1e-6) + l2
     z = torch.zeros_like(c) if init is None else init.to(c).clone()
     y, t = z.clone(), torch.ones(n, dtype=c.dtype, device=c.device)
     out = z.clone()
@@ -49,7 +49,7 @@ def solve_fista(problem, *, max_iter=None, init=None, check_every=10):
         out[rows] = zn
         if it % check_every == 0 or it == max_iter:
             sgn = torch.sign(zn)
-            zf, ok = refit(G, c[rows], pen[rows], l2, zn != 0, sgn)
+            zf, ok = refit(problem.system, c[rows], pen[rows], zn != 0, sgn)
             g = neg_gradient(G, c[rows], l2, zf)
             good = ok & ((zf * sgn) > 0).eq(zn != 0).all(1) & kkt_ok(g, zf, pen[rows], nonneg, delta[rows])
             out[rows[good]] = zf[good]

@@ -125,6 +125,18 @@ class SparseCodingProblem:
         return self.D @ self.D.T
 
     @cached_property
+    def system(self) -> torch.Tensor:
+        """G + λ2 I bordered by a zero row/column, (m+1, m+1) (see `refit.system_matrix`)."""
+        from synthsae.solvers.refit import system_matrix
+        return system_matrix(self.gram, self.l2)
+
+    @cached_property
+    def norm_sq(self) -> float:
+        """‖D‖₂² (largest eigenvalue of the smaller of D Dᵀ, Dᵀ D)."""
+        D = self.D
+        return float(torch.linalg.eigvalsh(D.T @ D if D.shape[0] >= D.shape[1] else self.gram)[-1])
+
+    @cached_property
     def correlations(self) -> torch.Tensor:
         """c = X Dᵀ (n, m): c_ij = d_j · x_i."""
         return self.X @ self.D.T
@@ -137,7 +149,13 @@ class SparseCodingProblem:
     def subset(self, rows: torch.Tensor) -> SparseCodingProblem:
         """The problem restricted to samples `rows` (indices or bool mask)."""
         w = self.weights if self.weights.shape[0] == 1 else self.weights[rows]
-        return SparseCodingProblem(self.X[rows], self.D, self.l1, self.l2, w, self.nonneg)
+        sub = SparseCodingProblem(self.X[rows], self.D, self.l1, self.l2, w, self.nonneg)
+        for shared in ("gram", "system", "norm_sq"):  # same dictionary: reuse what is already built
+            if shared in self.__dict__:
+                sub.__dict__[shared] = self.__dict__[shared]
+        if "correlations" in self.__dict__:
+            sub.__dict__["correlations"] = self.correlations[rows]
+        return sub
 
     # ---- primal, dual, gap, KKT ----------------------------------------------------------------
     def objective(self, z: torch.Tensor) -> torch.Tensor:

@@ -2,57 +2,77 @@
 
 For a support S with signs s_S the optimality conditions are linear:
     z_S = (D_S D_Sᵀ + λ2 I)⁻¹ (D_S x − λ1 w_S ∘ s_S),  z = 0 off S   (atoms are rows of D).
-Samples are grouped by support size so the batched Cholesky solves carry little padding.
+Samples are grouped by support size so the batched Cholesky solves carry little padding. The
+system matrices are gathered from the bordered matrix `system_matrix(G, λ2)` ((m+1)², last row and
+column zero), so padding slots read zeros; a unit diagonal on them makes the padded block the
+identity, which solves to exactly 0, with no masking of the whole (n, k, k) batch (that gather and
+the Cholesky dominate the cost).
 """
 
 from __future__ import annotations
 
 import torch
 
+# Support-size buckets: a batch is padded to the next of these sizes (ratio ≤ √2 above 32, so the
+# Cholesky work at most triples; small systems are cheap, and fewer batches mean fewer tensor ops).
+_BUCKETS = (16, 32, 45, 64, 90, 128, 181, 256, 362, 512, 724, 1024, 1448, 2048)
 
-def padded_support(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """For a bool mask (n, m): indices (n, K) of the True entries (padded with 0) and a validity mask."""
+
+def system_matrix(gram: torch.Tensor, l2: float) -> torch.Tensor:
+    """G + λ2 I bordered by a zero row/column: (m+1, m+1). Index m is the padding slot."""
+    m = gram.shape[0]
+    out = torch.zeros(m + 1, m + 1, dtype=gram.dtype, device=gram.device)
+    out[:m, :m] = gram
+    out.diagonal()[:m] += l2
+    return out
+
+
+def padded_support(mask: torch.Tensor, k: int | None = None, pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """For a bool mask (n, m): indices (n, k) of the True entries in increasing order, padded with
+    `pad` (k defaults to the largest row count), and the validity mask (n, k)."""
+    n, m = mask.shape
     counts = mask.sum(1)
-    k = int(counts.max()) if mask.shape[0] else 0
-    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :k]
+    k = (int(counts.max()) if n else 0) if k is None else k
+    pos = torch.where(mask, mask.cumsum(1) - 1, k)  # slot of each True entry; k = discard column
+    idx = torch.full((n, k + 1), pad, dtype=torch.long, device=mask.device)
+    idx.scatter_(1, pos, torch.arange(m, device=mask.device).expand(n, m))
     valid = torch.arange(k, device=mask.device)[None, :] < counts[:, None]
-    return order, valid
+    return torch.where(valid, idx[:, :k], pad), valid
 
 
-def refit(gram, corr, pen, l2, mask, signs):
+def refit(system, corr, pen, mask, signs):
     """Solve the linear optimality system on `mask` with `signs` (n, m), float64.
 
-    Returns z (n, m) with exact zeros off the mask and ok (n,) (False where the system is singular).
+    system: `system_matrix(G, λ2)`. Returns z (n, m) with exact zeros off the mask and ok (n,)
+    (False where the support system is numerically singular).
     """
     n, m = mask.shape
-    z = torch.zeros(n, m, dtype=gram.dtype, device=gram.device)
-    ok = torch.ones(n, dtype=torch.bool, device=gram.device)
+    z = torch.zeros(n, m + 1, dtype=system.dtype, device=system.device)
+    ok = torch.ones(n, dtype=torch.bool, device=system.device)
     counts = mask.sum(1)
-    # Buckets of support sizes 0, 1-8, 9-16, 17-32, ... keep the padding small.
-    bucket = torch.ceil(torch.log2(counts.clamp(min=1).to(torch.float64) / 8).clamp(min=0)).long()
-    bucket = torch.where(counts == 0, -1, bucket)
-    for b in torch.unique(bucket).tolist():
-        if b < 0:
-            continue
+    sizes = torch.tensor(_BUCKETS, device=mask.device)
+    bucket = torch.bucketize(counts, sizes)  # smallest listed size >= count
+    flat = system.reshape(-1)
+    for b in torch.unique(bucket[counts > 0]).tolist():
         rows = (bucket == b).nonzero().flatten()
-        idx, valid = padded_support(mask[rows])
-        k = idx.shape[1]
-        A = gram[idx[:, :, None], idx[:, None, :]]
-        vv = valid[:, :, None] & valid[:, None, :]
-        eye = torch.eye(k, dtype=gram.dtype, device=gram.device)
-        A = torch.where(vv, A + l2 * eye, eye.expand_as(A))
-        rhs = corr[rows].gather(1, idx) - pen[rows].gather(1, idx) * signs[rows].gather(1, idx)
-        rhs = torch.where(valid, rhs, torch.zeros_like(rhs))
+        whole = len(rows) == n
+        take = (lambda t: t) if whole else (lambda t: t.index_select(0, rows))  # noqa: E731
+        k = min(_BUCKETS[b] if b < len(_BUCKETS) else m, int(counts[rows].max()))
+        idx, valid = padded_support(take(mask), k, pad=m)
+        A = flat.index_select(0, (idx[:, :, None] * (m + 1) + idx[:, None, :]).reshape(-1)).view(len(rows), k, k)
+        A.diagonal(dim1=1, dim2=2).add_(~valid)  # identity on the padding slots
+        safe = idx.clamp(max=m - 1)
+        rhs = take(corr).gather(1, safe) - take(pen).gather(1, safe) * take(signs).gather(1, safe)
         L, info = torch.linalg.cholesky_ex(A)
         good = info == 0
-        L = torch.where(good[:, None, None], L, eye.expand_as(L))
-        sol = torch.cholesky_solve(rhs[:, :, None], L)[:, :, 0]
-        sol = torch.where(valid & good[:, None], sol, torch.zeros_like(sol))
-        zr = torch.zeros(len(rows), m, dtype=gram.dtype, device=gram.device)
-        zr.scatter_(1, idx, sol)
-        z[rows] = zr
+        sol = torch.cholesky_solve((rhs * valid)[:, :, None], L)[:, :, 0]
+        sol = torch.where(good[:, None], sol, torch.zeros_like(sol))  # also clears NaN of failed factors
+        zb = torch.zeros(len(rows), m + 1, dtype=z.dtype, device=z.device).scatter_(1, idx, sol)
+        if whole:
+            return zb[:, :m], good
+        z.index_copy_(0, rows, zb)
         ok[rows] = good
-    return z, ok
+    return z[:, :m], ok
 
 
 def neg_gradient(gram, corr, l2, z, D=None):

@@ -15,17 +15,25 @@ I_c = E[1 / (1 + #other siblings firing)] = int_0^1 prod_{s != c} (1 - q_s + q_s
 (E[t^K] is the generating function of K and int_0^1 t^K dt = 1/(K+1)). Targets that cannot be
 reached (q > 1) raise instead of being clipped. SAELens's compensation is a first-order
 approximation of the same goal. With copula correlation the marginals are approximate.
+
+Sampling. `apply_hierarchy` gates base events drawn for all features (the definition above).
+`top_down_events` / `top_down_copula_events` draw the same law parents first: a child is drawn
+only on rows where its parent survived (an ME group as one categorical per parent event), which
+is exact because base events are independent given the parent's (and, with a copula, given the
+shared latent factor). Their cost grows with the surviving events, not the gated-away ones.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import torch
 
 from synthsae.config import Config
 from synthsae.errors import fail, require
+from synthsae.world.sampler import bernoulli_positions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,13 +115,27 @@ def build_forest(config: HierarchyConfig, m: int, generator: torch.Generator) ->
     return Forest(parents, level, exclusive)
 
 
+@functools.lru_cache(maxsize=64)
+def _legendre_01(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Legendre nodes and weights on [0, 1] (cached: every ME group of a size reuses them)."""
+    nodes, weights = np.polynomial.legendre.leggauss(count)
+    return (nodes + 1) / 2, weights / 2
+
+
 def _survival(q: np.ndarray) -> np.ndarray:
-    """I_c = E[1/(1 + #others firing)] for independent siblings with probabilities q (exact quadrature)."""
-    nodes, weights = np.polynomial.legendre.leggauss(len(q) // 2 + 2)
-    t, w = (nodes + 1) / 2, weights / 2
+    """I_c = E[1/(1 + #others firing)] for independent siblings with probabilities q (exact quadrature:
+    the integrand is a polynomial of degree len(q) - 1, which len(q) // 2 + 2 nodes integrate exactly)."""
+    t, w = _legendre_01(len(q) // 2 + 2)
     factors = 1 - q[:, None] + q[:, None] * t[None, :]  # (siblings, nodes)
     total = np.prod(factors, axis=0)
     return (total[None, :] / factors) @ w
+
+
+def _survival_batch(q: np.ndarray) -> np.ndarray:
+    """`_survival` of every row of q (groups, siblings) at once."""
+    t, w = _legendre_01(q.shape[1] // 2 + 2)
+    factors = 1 - q[..., None] + q[..., None] * t  # (groups, siblings, nodes)
+    return (np.prod(factors, axis=1, keepdims=True) / factors) @ w
 
 
 def base_probabilities(forest: Forest, p: torch.Tensor, compensate: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,3 +205,173 @@ def apply_hierarchy(rows: torch.Tensor, cols: torch.Tensor, m: int, forest: Fore
             keep[idx[loser]] = False
             rows, cols = rows[keep], cols[keep]
     return rows, cols
+
+
+@dataclasses.dataclass(frozen=True)
+class _Level:
+    """The draws of one level of the top-down sampler. Ordinary children: `kids` (K,), their parents
+    and base probabilities. Mutually exclusive groups: `me_parents` (P,), `me_kids` (P, w) padded
+    with -1, `me_cum` (P, w) cumulative probabilities that child 0, 1, ... is the one that survives
+    (padding repeats the total, so it is never chosen)."""
+
+    kids: torch.Tensor
+    kid_parents: torch.Tensor
+    kid_q: torch.Tensor
+    me_parents: torch.Tensor
+    me_kids: torch.Tensor
+    me_cum: torch.Tensor
+
+
+@dataclasses.dataclass(frozen=True)
+class TopDown:
+    """Plan for drawing a hierarchy top-down under independent firing (see `top_down_events`)."""
+
+    m: int
+    top: torch.Tensor  # (m0,) features without a parent (roots and free features)
+    top_q: torch.Tensor  # (m0,) their base probabilities
+    levels: tuple[_Level, ...]
+
+
+def top_down_plan(forest: Forest, q: torch.Tensor) -> TopDown:
+    """Precompute the top-down sampler of `forest` with base probabilities q (m,).
+
+    Under a mutually exclusive parent that fired, the gating sampler keeps child c with probability
+    q_c * I_c(q) (I_c as in the module doc) and none with probability prod_s (1 - q_s): one
+    categorical draw per parent event gives exactly that law.
+    """
+    m = len(forest.parents)
+    qd = q.double()
+    parents, level = forest.parents, forest.level
+    top = torch.nonzero(parents < 0).squeeze(1)
+    levels = []
+    for lvl in range(1, forest.depth + 1):
+        at = torch.nonzero(level == lvl).squeeze(1)
+        me = forest.exclusive[parents[at]]
+        kids = at[~me]
+        # ME children sorted by parent, so each group is contiguous; padded tables (groups, width).
+        me_at = at[me][torch.argsort(parents[at[me]], stable=True)]
+        groups, sizes = torch.unique_consecutive(parents[me_at], return_counts=True)
+        width = int(sizes.max()) if len(groups) else 0
+        slot = torch.arange(len(me_at)) - torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
+        row = torch.repeat_interleave(torch.arange(len(groups)), sizes)
+        me_kids = torch.full((len(groups), width), -1, dtype=torch.long)
+        me_kids[row, slot] = me_at
+        me_cum = torch.zeros(len(groups), width, dtype=torch.float64)
+        for size in sizes.unique().tolist():  # groups of one size share the quadrature: one batched call
+            same = (sizes == size).nonzero().squeeze(1)
+            qs = qd[me_kids[same, :size]].numpy()  # (groups, size)
+            cum = torch.from_numpy(np.cumsum(qs * _survival_batch(qs), axis=1))
+            me_cum[same, :size] = cum
+            me_cum[same, size:] = cum[:, -1:]
+        levels.append(_Level(kids, parents[kids], qd[kids], groups, me_kids, me_cum))
+    return TopDown(m, top, qd[top], tuple(levels))
+
+
+def _grouped(rows: torch.Tensor, cols: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For events grouped by feature in increasing order: feature f owns rows[start[f] : start[f] + count[f]].
+    Returns (count (m,), start (m,))."""
+    count = torch.bincount(cols, minlength=m)
+    return count, torch.cumsum(count, 0) - count
+
+
+def _parent_events(parents: torch.Tensor, rows: torch.Tensor, count: torch.Tensor, start: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every event of every feature in `parents` (P,): (which, row), `which` indexing `parents`."""
+    reps = count[parents]
+    which = torch.repeat_interleave(torch.arange(len(parents)), reps)
+    offsets = torch.arange(len(which)) - torch.repeat_interleave(torch.cumsum(reps, 0) - reps, reps)
+    return which, rows[start[parents[which]] + offsets]
+
+
+def _finish(rows_out: list[torch.Tensor], cols_out: list[torch.Tensor], m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    rows, cols = torch.cat(rows_out), torch.cat(cols_out)
+    order = torch.argsort(rows * m + cols)
+    return rows[order], cols[order]
+
+
+def top_down_events(plan: TopDown, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw n samples of independent firing gated by the hierarchy, parents before children.
+
+    Equal in distribution to `independent_events` followed by `apply_hierarchy`, but a child is
+    only drawn on the rows where its parent fired, so the cost grows with the surviving events,
+    not with the base events that gating would discard. Returns (rows, cols) sorted by row*m+col.
+    """
+    pos, owner = bernoulli_positions(plan.top_q, torch.full((len(plan.top),), n, dtype=torch.long), generator)
+    rows, cols = pos, plan.top[owner]  # the events of the level above, grouped by feature
+    rows_out, cols_out = [rows], [cols]
+    for lv in plan.levels:
+        count, start = _grouped(rows, cols, plan.m)
+        new_rows, new_cols = [], []
+        if len(lv.kids):
+            # Ordinary children: Bernoulli(q_c) over the list of rows where the parent fired.
+            pos, owner = bernoulli_positions(lv.kid_q, count[lv.kid_parents], generator)
+            new_rows.append(rows[start[lv.kid_parents[owner]] + pos])
+            new_cols.append(lv.kids[owner])
+        if len(lv.me_parents):
+            # Mutually exclusive groups: one categorical draw per parent event.
+            group, parent_rows = _parent_events(lv.me_parents, rows, count, start)
+            u = torch.rand(len(group), 1, generator=generator, dtype=torch.float64)
+            slot = torch.searchsorted(lv.me_cum[group], u, right=True).squeeze(1)
+            hit = slot < lv.me_kids.shape[1]
+            new_rows.append(parent_rows[hit])
+            new_cols.append(lv.me_kids[group[hit], slot[hit]])
+        rows, cols = torch.cat(new_rows), torch.cat(new_cols)
+        order = torch.argsort(cols, stable=True)  # group by feature for the next level
+        rows, cols = rows[order], cols[order]
+        rows_out.append(rows)
+        cols_out.append(cols)
+    return _finish(rows_out, cols_out, plan.m)
+
+
+def top_down_copula_events(plan: TopDown, thresholds: torch.Tensor, factor: torch.Tensor, diag: torch.Tensor,
+                           n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian-copula firing (see `synthsae.world.sampler.copula_fired`) gated by the hierarchy, top-down.
+
+    thresholds: (m,) Phi^-1(base q); factor (m, r), diag (m,): latent g = eta F^T + sqrt(diag) eps.
+    Given the shared factor eta, the eps are independent per entry, so a child's latent is only
+    drawn on rows where its parent survived (for an ME group, all siblings' latents, then one of
+    those below threshold, uniformly): the same law as the dense draw + `apply_hierarchy`, at a dense
+    cost of n x (features without a parent) instead of n x m. Returns (rows, cols) sorted by row*m+col.
+    """
+    F, sd, thr = factor.float(), diag.float().sqrt(), thresholds.float()
+    eta = torch.randn(n, F.shape[1], generator=generator, dtype=torch.float32)
+    top = plan.top
+    # Feature-major (m0, n) so that nonzero groups the events by feature.
+    g = torch.randn(len(top), n, generator=generator, dtype=torch.float32) * sd[top, None]
+    g.addmm_(F[top], eta.T)
+    which, rows = torch.nonzero(g < thr[top, None], as_tuple=True)
+    cols = top[which]
+    rows_out, cols_out = [rows], [cols]
+    for lv in plan.levels:
+        count, start = _grouped(rows, cols, plan.m)
+        new_rows, new_cols = [], []
+        if len(lv.kids):
+            which, kid_rows = _parent_events(lv.kid_parents, rows, count, start)
+            kid = lv.kids[which]
+            eps = torch.randn(len(kid), generator=generator, dtype=torch.float32)
+            latent = eps * sd[kid] + (eta[kid_rows] * F[kid]).sum(1)
+            fired = latent < thr[kid]
+            new_rows.append(kid_rows[fired])
+            new_cols.append(kid[fired])
+        if len(lv.me_parents):
+            group, parent_rows = _parent_events(lv.me_parents, rows, count, start)
+            sib = lv.me_kids[group]  # (E, w), -1 = padding
+            valid = sib >= 0
+            sib0 = sib.clamp_min(0)
+            eps = torch.randn(sib.shape, generator=generator, dtype=torch.float32)
+            latent = eps * sd[sib0] + (eta[parent_rows, None, :] * F[sib0]).sum(2)
+            fired = (latent < thr[sib0]) & valid
+            # Uniform choice among the K siblings that fired: the r-th of them, r = floor(u K).
+            ranks = torch.cumsum(fired, 1)  # 1-based rank of each fired sibling
+            k = ranks[:, -1]
+            r = torch.floor(torch.rand(len(k), generator=generator, dtype=torch.float64) * k).long()
+            slot = (fired & (ranks == (r + 1)[:, None])).long().argmax(1)
+            hit = k > 0
+            new_rows.append(parent_rows[hit])
+            new_cols.append(sib[hit, slot[hit]])
+        rows, cols = torch.cat(new_rows), torch.cat(new_cols)
+        order = torch.argsort(cols, stable=True)
+        rows, cols = rows[order], cols[order]
+        rows_out.append(rows)
+        cols_out.append(cols)
+    return _finish(rows_out, cols_out, plan.m)

@@ -60,7 +60,15 @@ def synthsaebench_16k() -> WorldConfig:
     128 roots, branching 4, depth 3, all children mutually exclusive, no compensation; low-rank
     copula correlation (rank 25, scale 0.1); magnitudes max(0, N(mean, std)) with means linear from
     5.0 (frequent) to 4.0 (rare) and per-feature stds |N(0.5, 0.5)|; orthogonalized dictionary
-    (a unit-norm tight frame: the minimizer of the loss SAELens's orthogonalization descends)."""
+    (a unit-norm tight frame: the minimizer of the loss SAELens's orthogonalization descends).
+
+    Expected L0. Without compensation this world's expected L0 is 13.5, not the published ~34. The
+    published figure is what SAELens gives with `compensate_probabilities=True`: its *first-order*
+    correction (child p / p_parent, times 1 + sum of sibling p / p_parent under mutual exclusion)
+    yields an expected L0 of 34.5 on exactly this forest (checked against sae-lens 6.54 in
+    tests/interop/test_saelens_world.py). synthsae's `compensate=True` solves for exact marginals
+    instead (expected L0 = sum p = 59.1), so neither setting here reproduces SAELens's distribution;
+    for that, build the world from SAELens's config with `synthsae.interop.world_from_saelens`."""
     return WorldConfig(
         d=768, m=16384, dictionary=TightFrame(steps=10),
         firing=Zipf(exponent=0.5, max_p=0.4, min_p=5e-4),

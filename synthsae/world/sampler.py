@@ -19,34 +19,54 @@ def _sorted(rows: torch.Tensor, cols: torch.Tensor, m: int) -> tuple[torch.Tenso
 def independent_events(q: torch.Tensor, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Each (i, j) fires independently with probability q_j. Cost O(n * sum(q) + m), not O(n m).
 
-    For each feature the firing rows form a Bernoulli process, whose gaps are Geometric(q_j):
-    we draw enough gaps per feature (mean + 5 sd + 5), take cumulative sums, and keep positions
-    < n. A feature whose gaps did not reach n (rare) is redrawn with twice as many gaps.
+    q: (m,) probabilities. Returns (rows, cols), (nnz,) each, sorted by row * m + col.
     """
     m = q.numel()
     feats = torch.nonzero(q > 0).squeeze(1)
+    pos, owner = bernoulli_positions(q[feats], torch.full((len(feats),), n, dtype=torch.long), generator)
+    return _sorted(pos, feats[owner], m)
+
+
+def bernoulli_positions(q: torch.Tensor, lengths: torch.Tensor, generator: torch.Generator
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Independent Bernoulli(q_k) trials at positions 0 .. lengths_k - 1 for every k; the successes.
+
+    q: (K,) probabilities; lengths: (K,) long. Returns (pos, owner), (nnz,) long each: success
+    number t of sequence k is (pos[t], owner[t] = k), grouped by owner and increasing within it.
+    Cost O(sum_k lengths_k q_k + K). The successes form a Bernoulli process whose gaps are
+    Geometric(q_k): we draw enough gaps per sequence (mean + 5 sd + 5), take cumulative sums and keep
+    positions < length. A sequence whose gaps did not run past its end (rare) is redrawn with twice
+    as many gaps, so the result is exact.
+    """
     qd = q.double()
-    mean = n * qd[feats]
-    need = torch.ceil(mean + 5 * torch.sqrt(mean * (1 - qd[feats])) + 5).clamp(max=n + 1).long()
-    out_rows, out_cols = [], []
-    while feats.numel():
-        owner = torch.repeat_interleave(torch.arange(len(feats)), need)
-        u = 1.0 - torch.rand(len(owner), generator=generator, dtype=torch.float64)  # (0, 1]
-        qf = qd[feats][owner]
+    lengths = lengths.long()
+    active = torch.nonzero((qd > 0) & (lengths > 0)).squeeze(1)
+    mean = lengths[active] * qd[active]
+    need = torch.ceil(mean + 5 * torch.sqrt(mean * (1 - qd[active])) + 5).long()
+    need = torch.minimum(need, lengths[active] + 1)
+    out_pos, out_owner = [], []
+    while active.numel():
+        local = torch.repeat_interleave(torch.arange(len(active)), need)
+        u = 1.0 - torch.rand(len(local), generator=generator, dtype=torch.float64)  # (0, 1]
+        qf, nf = qd[active][local], lengths[active][local]
         gaps = torch.where(qf >= 1.0, torch.ones_like(u), torch.floor(torch.log(u) / torch.log1p(-qf)) + 1)
-        csum = torch.cumsum(gaps.clamp(max=n + 1).long(), 0)
+        csum = torch.cumsum(torch.minimum(gaps, (nf + 1).double()).long(), 0)
         ends = torch.cumsum(need, 0) - 1
         offset = torch.zeros_like(csum)
         offset[ends[:-1] + 1] = csum[ends[:-1]]
-        pos = csum - torch.cummax(offset, 0).values - 1  # 0-based positions within each feature
-        done = pos[ends] >= n  # the process ran past the last sample: no event was cut off
-        keep = (pos < n) & done[owner]
-        out_rows.append(pos[keep])
-        out_cols.append(feats[owner[keep]])
-        feats, need = feats[~done], (need[~done] * 2).clamp(max=n + 1)
-    rows = torch.cat(out_rows) if out_rows else torch.zeros(0, dtype=torch.long)
-    cols = torch.cat(out_cols) if out_cols else torch.zeros(0, dtype=torch.long)
-    return _sorted(rows, cols, m)
+        pos = csum - torch.cummax(offset, 0).values - 1  # 0-based positions within each sequence
+        done = pos[ends] >= lengths[active]  # the process ran past the end: no success was cut off
+        keep = (pos < nf) & done[local]
+        out_pos.append(pos[keep])
+        out_owner.append(active[local[keep]])
+        active, need = active[~done], torch.minimum(need[~done] * 2, lengths[active[~done]] + 1)
+    if not out_pos:
+        return torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+    pos, owner = torch.cat(out_pos), torch.cat(out_owner)
+    if len(out_pos) > 1:  # redrawn sequences come last: restore the grouping by owner
+        order = torch.argsort(owner, stable=True)
+        pos, owner = pos[order], owner[order]
+    return pos, owner
 
 
 def exactly_k_events(n: int, m: int, k: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,15 +81,19 @@ def exactly_k_events(n: int, m: int, k: int, generator: torch.Generator) -> tupl
     return rows, cols
 
 
+def probit(q: torch.Tensor) -> torch.Tensor:
+    """Phi^-1(q) in float64: the copula threshold of a feature firing with probability q (-inf at 0, +inf at 1)."""
+    return math.sqrt(2) * torch.erfinv(2 * q.double() - 1)
+
+
 def copula_events(q: torch.Tensor, factor: torch.Tensor, diag: torch.Tensor, n: int,
                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussian-copula firing: g = eta F^T + sqrt(diag) eps; feature j fires when g_j < Phi^-1(q_j)."""
     m, r = factor.shape
-    thresholds = math.sqrt(2) * torch.erfinv(2 * q.double() - 1)  # Phi^-1(q); -inf at 0, +inf at 1
     eta = torch.randn(n, r, generator=generator, dtype=torch.float32)
     g = torch.randn(n, m, generator=generator, dtype=torch.float32) * diag.float().sqrt()
     g.addmm_(eta, factor.float().T)
-    rows, cols = torch.nonzero(g < thresholds.float(), as_tuple=True)
+    rows, cols = torch.nonzero(g < probit(q).float(), as_tuple=True)
     return rows, cols  # nonzero returns row-major order
 
 

@@ -23,10 +23,11 @@ from synthsae.world.correlation import Correlation
 from synthsae.world.firing import ExactlyK, Firing, Zipf
 from synthsae.world.geometry import Built, Gaussian, Geometry, coherence
 from synthsae.world.geometry.given import check_dictionary
-from synthsae.world.hierarchy import Forest, HierarchyConfig, apply_hierarchy, base_probabilities, build_forest
+from synthsae.world.hierarchy import (Forest, HierarchyConfig, base_probabilities, build_forest, top_down_copula_events,
+                                      top_down_events, top_down_plan)
 from synthsae.world.magnitudes import ConstantMagnitude, Magnitudes
 from synthsae.world.noise import Noise
-from synthsae.world.sampler import copula_events, exactly_k_events, independent_events, sphere
+from synthsae.world.sampler import copula_events, exactly_k_events, independent_events, probit, sphere
 
 FORMAT_VERSION = 1
 
@@ -87,6 +88,7 @@ class World:
         self.tied = bool(state["tied"]) if "tied" in state else False
         self._forest = (Forest(state["parents"], state["level"], state["exclusive"])
                         if config.hierarchy is not None else None)
+        self._top_down = None  # the top-down hierarchy sampler's tables, built on first use
         self._mag = {k[4:]: v for k, v in state.items() if k.startswith("mag.")}
         self.mean_magnitudes = type(config.magnitudes).means(self._mag)
         self.bias = state["bias"]
@@ -150,18 +152,24 @@ class World:
     # ---- sampling --------------------------------------------------------------------------------
     def sample_codes(self, n: int, seed: Seed = 0) -> SparseCodes:
         """Draw the true sparse codes of n samples (CPU, float64 values). Cost O(active features)
-        for independent firing; O(n m) with copula correlation."""
+        for independent firing, with or without hierarchy (drawn top-down); with copula correlation
+        O(n m) without hierarchy and O(n x features without a parent) with it."""
         require(isinstance(n, int) and not isinstance(n, bool) and n >= 1, "n", n,
                 "the number of samples must be a positive int", "an int >= 1")
         cfg, m, gen = self.config, self.m, generator(seed)
         if isinstance(cfg.firing, ExactlyK):
             rows, cols = exactly_k_events(n, m, cfg.firing.k, gen)
+        elif cfg.correlation is not None and self._forest is not None:
+            # Given the copula's shared factor, entries are independent: draw children top-down too.
+            rows, cols = top_down_copula_events(self._plan(), probit(self.base_probabilities), self._state["corr_factor"],
+                                                self._state["corr_diag"], n, gen)
         elif cfg.correlation is not None:
             rows, cols = copula_events(self.base_probabilities, self._state["corr_factor"], self._state["corr_diag"], n, gen)
+        elif self._forest is not None:
+            # Parents first, children only where their parent fired: same law as gating base events.
+            rows, cols = top_down_events(self._plan(), n, gen)
         else:
             rows, cols = independent_events(self.base_probabilities, n, gen)
-        if self._forest is not None:
-            rows, cols = apply_hierarchy(rows, cols, m, self._forest, gen)
         values = type(cfg.magnitudes).sample(self._mag, cols, gen)
         if self.groups is not None and self.tied:
             rows, cols, values = self._expand_tied(rows, cols, values, gen)
@@ -169,6 +177,12 @@ class World:
             values = self._scale_children(rows, cols, values)
         nonzero = values != 0
         return SparseCodes(rows[nonzero], cols[nonzero], values[nonzero], n, m)
+
+    def _plan(self):
+        """The top-down hierarchy sampler's tables (built once, on first use)."""
+        if self._top_down is None:
+            self._top_down = top_down_plan(self._forest, self.base_probabilities)
+        return self._top_down
 
     def _expand_tied(self, rows, cols, values, gen):
         """Replace each group leader's event by the whole group with code a * u, u uniform on the sphere."""

@@ -1,7 +1,5 @@
 """Tests of synthsae.solvers: agreement with cvxpy, closed forms, certificates, KKT, bad input."""
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -11,7 +9,7 @@ from hypothesis import strategies as st
 from synthsae.solvers import (NotCertifiedWarning, SparseCodingProblem, active_set_jacobian, adaptive_weights,
                               lipschitz_bound, sparse_code)
 from synthsae.testing.dictionaries import gaussian_dictionary, orthonormal_dictionary, spiked_dictionary
-from synthsae.testing.problems import PROBLEM_KINDS, sparse_code_matrix, sparse_coding_problems
+from synthsae.testing.problems import sparse_code_matrix, sparse_coding_problems
 
 EPS = np.finfo(np.float64).eps
 

@@ -188,6 +188,13 @@ def test_config_round_trips_json_and_toml():
         assert WorldConfig.from_toml(cfg.to_toml()) == cfg
 
 
+def test_fixed_length_tuple_fields_round_trip():
+    # Regression: a (min, max) branching (a fixed-length tuple) used to be parsed with hint and value swapped.
+    cfg = WorldConfig(d=16, m=64, hierarchy=HierarchyConfig(roots=2, branching=(2, 3), depth=2))
+    assert WorldConfig.from_json(cfg.to_json()) == cfg
+    assert WorldConfig.from_toml(cfg.to_toml()) == cfg
+
+
 def test_stream_is_endless_and_deterministic():
     world = World.preset("toy")
     s1, s2 = world.stream(16, seed=4), world.stream(16, seed=4)

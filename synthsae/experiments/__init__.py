@@ -1,0 +1,41 @@
+"""Experiments: configs, runs, sweeps and the recipes that reproduce published claims.
+
+    from synthsae.experiments import ExperimentConfig, run_experiment, SweepConfig, run_sweep
+    config = ExperimentConfig.load("configs/topk_vs_relu.toml")
+    result = run_experiment(config, "runs/topk")          # report folder: report.md, metrics, plots
+    sweep = run_sweep(SweepConfig.load("configs/sweep_l1.toml"), "sweeps/l1", executor="local")
+
+`synthsae.experiments.recipes.RECIPES` maps a recipe name to a `Recipe` (its config class and run
+function); each run returns a `RecipeResult` that writes a report folder. Names are imported
+lazily, so importing a submodule (e.g. the recipes) does not load the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ExperimentConfig": "synthsae.experiments.config",
+    "run_experiment": "synthsae.experiments.run",
+    "ExperimentResult": "synthsae.experiments.run",
+    "SweepConfig": "synthsae.experiments.sweep",
+    "SweepResult": "synthsae.experiments.sweep",
+    "run_sweep": "synthsae.experiments.sweep",
+    "demo_config": "synthsae.experiments.demo",
+    "EXECUTORS": "synthsae.experiments.executors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'synthsae.experiments' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

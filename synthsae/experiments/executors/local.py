@@ -1,0 +1,99 @@
+"""`local`: trials in parallel worker processes on this machine (the default executor).
+
+`n_workers` processes (default: the number of CPU cores, at most 8), started with the "spawn"
+context (no forked torch state), each running one trial at a time and taking the next when done,
+so torch is imported once per worker, not once per trial. A worker that dies (killed, out of
+memory) fails only the trial it held; a fresh worker replaces it. Each worker limits torch to
+cores // n_workers threads so that parallel trials do not oversubscribe the CPU.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from multiprocessing.connection import wait
+
+from synthsae.experiments.executors.base import Executor, register
+from synthsae.experiments.trial import failure_record, read_record, run_trial
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _worker(conn, threads: int) -> None:
+    """Worker loop: receive a TrialTask (None = stop), run it, answer with its record."""
+    import torch
+
+    torch.set_num_threads(threads)
+    while True:
+        task = conn.recv()
+        if task is None:
+            return
+        conn.send(run_trial(task.config, task.out_dir, task.device))
+
+
+@register("local")
+class LocalExecutor(Executor):
+    """Parallel worker processes; see module docstring."""
+
+    def run(self, tasks, on_done) -> None:
+        n = min(self.n_workers or max(1, min(8, _cores())), len(tasks))
+        threads = max(1, _cores() // max(n, 1))
+        ctx = mp.get_context("spawn")
+        pending = list(tasks)
+        workers: dict = {}  # process -> [connection, task it holds or None]
+
+        def start() -> None:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, args=(child, threads), name="synthsae-sweep-worker", daemon=True)
+            proc.start()
+            child.close()
+            workers[proc] = [parent, None]
+
+        def feed(proc) -> None:
+            conn = workers[proc][0]
+            if pending:
+                workers[proc][1] = pending.pop(0)
+                conn.send(workers[proc][1])
+            else:
+                conn.send(None)
+                proc.join()
+                del workers[proc]
+
+        try:
+            for _ in range(n):
+                start()
+            for proc in list(workers):
+                feed(proc)
+            while workers:
+                by_handle = {}
+                for proc, (conn, _) in workers.items():
+                    by_handle[conn] = proc
+                    by_handle[proc.sentinel] = proc
+                for handle in wait(list(by_handle)):
+                    proc = by_handle[handle]
+                    if proc not in workers:
+                        continue  # its connection and sentinel were both ready
+                    conn, task = workers[proc]
+                    try:
+                        record = conn.recv()
+                    except (EOFError, OSError):  # the worker died while running `task`
+                        proc.join()
+                        del workers[proc]
+                        record = read_record(task.out_dir) or failure_record(
+                            task, f"the worker process died (exit code {proc.exitcode}) while running this trial")
+                        on_done(task, record)
+                        if pending:
+                            start()
+                            feed(list(workers)[-1])
+                        continue
+                    on_done(task, record)
+                    feed(proc)
+        finally:
+            for proc in workers:  # interrupted: stop the workers still running
+                proc.terminate()
+                proc.join()

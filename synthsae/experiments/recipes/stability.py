@@ -1,0 +1,262 @@
+"""Recipe `stability`: K seeds per variant on the "subspaces" world (Gerasimov et al. 2026,
+"Unstable Features, Reproducible Subspaces").
+
+Measured per variant: reappearance probabilities (`synthsae.metrics.stability`), the share of
+explained variance carried by stable latents; for each planted subspace group, the principal angles
+between the spans of the latents two seeds put inside it (`cross_seed_subspace_angles`), against
+the angles between random subspaces of the same rank; and pooling: the seeds are split in two
+halves, each half's latents are pooled (most reproducible first, duplicates at |cos| >= threshold
+dropped, at most m_sae kept) into a new SAE that is briefly retrained, and the two pooled SAEs --
+built from disjoint seeds -- are compared with each other as single SAEs are.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from synthsae._rng import generator
+from synthsae.errors import require
+from synthsae.experiments.recipes import _common as C
+from synthsae.experiments.recipes.base import Check, RecipeResult, register_recipe, verdict
+from synthsae.metrics import cosine_matrix, cross_seed_subspace_angles, principal_angles, reappearance, stability
+from synthsae.plots import stability_histogram
+from synthsae.sae import make, train
+
+SUBSPACE_PROJ_THRESHOLD = 0.9  # as EvalConfig.subspace_proj_threshold: a latent lies in a group's span
+
+
+def _default_variants() -> dict[str, dict[str, Any]]:
+    return {"topk": {"k": 8}, "relu_l1": {"l1_coefficient": 0.03}}
+
+
+@dataclasses.dataclass(frozen=True)
+class StabilityConfig(C.RecipeConfig):
+    """world: preset with subspace groups. variants: name -> hyperparameters. m_sae: latents per SAE.
+    seeds: one SAE per seed and variant (>= 2; pooling needs >= 4). threshold / stable_threshold: as
+    `synthsae.metrics.stability`. pool_fraction: retraining of a pooled SAE, as a share of n_samples.
+    ev_tolerance: "equal EV" means within this of the single SAEs' mean EV. baseline_draws: random
+    subspace pairs for the chance level of principal angles. min_ev: if a variant's SAEs reach less
+    EV on average they are undertrained and its checks are inconclusive."""
+
+    n_samples: int = 2_000_000
+    world: str = "subspaces"
+    variants: dict[str, dict[str, Any]] = dataclasses.field(default_factory=_default_variants)
+    m_sae: int = 256
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4, 5)
+    threshold: float = 0.7
+    stable_threshold: float = 0.5
+    pool_fraction: float = 0.25
+    ev_tolerance: float = 0.02
+    baseline_draws: int = 200
+    min_ev: float = 0.5
+
+    def validate(self) -> None:
+        super().validate()
+        name = type(self).__name__
+        C.preset_ok(self)
+        C.seeds_ok(self, minimum=2)
+        require(isinstance(self.variants, dict) and len(self.variants) >= 1, f"{name}.variants", self.variants,
+                "at least one SAE variant is needed", 'a table like {"topk": {"k": 8}}')
+        for v, hyper in self.variants.items():
+            C.check_sae_spec(f"{name}.variants.{v}", v, hyper, self.m_sae)
+        require(isinstance(self.m_sae, int) and self.m_sae >= 1, f"{name}.m_sae", self.m_sae, "a width", "an int >= 1")
+        C.in_unit_interval(self, "threshold")
+        C.in_unit_interval(self, "stable_threshold")
+        C.in_unit_interval(self, "pool_fraction")
+        require(self.pool_fraction * self.n_samples >= self.batch_size, f"{name}.pool_fraction", self.pool_fraction,
+                "pooled SAEs need at least one retraining batch", f">= {self.batch_size / self.n_samples:.3g}")
+        C.positive(self, "ev_tolerance")
+        C.in_unit_interval(self, "min_ev")
+        require(self.baseline_draws >= 20, f"{name}.baseline_draws", self.baseline_draws,
+                "a 5th percentile needs draws", "an int >= 20")
+
+    @classmethod
+    def small(cls) -> "StabilityConfig":
+        return cls(n_samples=40 * 256, batch_size=256, eval_samples=2048, m_sae=96, seeds=(0, 1, 2, 3),
+                   variants={"topk": {"k": 8}}, baseline_draws=20, pool_fraction=0.5)
+
+
+def _group_masks(W: torch.Tensor, D: torch.Tensor, groups: torch.Tensor) -> dict[int, tuple[np.ndarray, int]]:
+    """Per group id: (latents whose unit direction lies in span(D_g) up to SUBSPACE_PROJ_THRESHOLD, rank of D_g)."""
+    Wn = torch.nn.functional.normalize(W.double(), dim=1)
+    out = {}
+    for g in sorted(int(v) for v in torch.unique(groups) if v >= 0):
+        Dg = D[groups == g].double()
+        Q, R = torch.linalg.qr(Dg.T)
+        rank = int((R.diagonal().abs() > 1e-6 * R.diagonal().abs().max()).sum())
+        proj = (Wn @ Q[:, :rank]).norm(dim=1)
+        out[g] = ((proj >= SUBSPACE_PROJ_THRESHOLD).numpy(), rank)
+    return out
+
+
+def _random_max_angles(d: int, rank: int, draws: int, seed: int) -> np.ndarray:
+    """Largest principal angle (degrees) between pairs of random rank-`rank` subspaces of R^d."""
+    g = generator(seed)
+    out = []
+    for _ in range(draws):
+        A = torch.randn(rank, d, generator=g, dtype=torch.float64)
+        B = torch.randn(rank, d, generator=g, dtype=torch.float64)
+        out.append(np.degrees(principal_angles(A, B)).max())
+    return np.asarray(out)
+
+
+def pool_latents(decoders: list[torch.Tensor], threshold: float, m_max: int) -> torch.Tensor:
+    """Pooled unique unit decoder rows (k, d), k <= m_max, from K >= 2 decoders (m_i, d) (rows = atoms):
+    rows ordered by their reappearance probability among `decoders` (most reproducible first, ties
+    in input order), a row dropped when its |cos| with an already kept row is >= threshold."""
+    W = torch.cat([w.detach().cpu().float() for w in decoders])
+    probs = np.concatenate(reappearance(decoders, threshold))
+    order = np.argsort(-probs, kind="stable")
+    cos = cosine_matrix(W, W).numpy()
+    kept: list[int] = []
+    for i in order:
+        if len(kept) == m_max:
+            break
+        if not kept or cos[i, kept].max() < threshold:
+            kept.append(int(i))
+    return torch.nn.functional.normalize(W[kept], dim=1)
+
+
+def _pooled_sae(variant, hyper, rows, world, cfg, seed, device, progress):
+    sae = make(variant, d=world.d, m=rows.shape[0], seed=seed, **hyper)
+    with torch.no_grad():
+        sae.W_dec.copy_(rows)
+        sae.W_enc.copy_(rows.T)
+    n = max(cfg.batch_size, int(cfg.pool_fraction * cfg.n_samples) // cfg.batch_size * cfg.batch_size)
+    train(sae, world, n_samples=n, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, device=device, progress=progress)
+    sae.eval()
+    return sae
+
+
+@register_recipe("stability", StabilityConfig,
+                 "cross-seed stability: reappearance, EV of stable latents, reproducible subspaces, pooling")
+def run(config: StabilityConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
+    cfg = config
+    world = C.make_world(cfg.world, cfg.world_seed)
+    groups = world.groups
+    has_groups = groups is not None and bool((groups >= 0).any())
+    metrics, checks, figures = {}, [], {}
+    per_sae, group_rows, pool_rows = [], [], []
+    for variant, hyper in cfg.variants.items():
+        saes = [C.train_sae(variant, world, cfg.m_sae, hyper, cfg, s, device, progress)[0] for s in cfg.seeds]
+        st = stability(saes, world, n=cfg.eval_samples, seed=cfg.eval_seed, threshold=cfg.threshold,
+                       stable_threshold=cfg.stable_threshold, device=device)
+        for key, v in st.metrics.items():
+            metrics[f"{variant}.{key}"] = v
+        for s, p in zip(cfg.seeds, st.per_sae):
+            per_sae.append({"variant": variant, "seed": s, **p})
+        figures[f"reappearance_{variant}"] = stability_histogram(st.probabilities, cfg.stable_threshold)
+        first = len(checks)
+        share, frac = st.metrics["stability.ev_share_stable"], st.metrics["stability.stable_fraction"]
+        checks.append(Check(
+            f"{variant}: stable latents carry most of the explained variance",
+            None if frac == 0 else bool(share >= 0.5 and share > frac),
+            f"EV share of stable latents {C.fmt(share)} for {C.fmt(frac)} of the latents (criterion: share >= 0.5 and "
+            "larger than their headcount share; inconclusive when no latent is stable)"))
+        if has_groups:
+            checks += _subspace_checks(variant, saes, st, world, cfg, metrics, group_rows)
+        checks.append(_pool_check(variant, hyper, saes, st, world, cfg, device, progress, metrics, pool_rows))
+        checks[first:] = C.require_trained(checks[first:], {variant: st.metrics["stability.ev_full"]}, cfg.min_ev)
+
+    measured = (
+        f"World `{cfg.world}` (seed {cfg.world_seed}): for each variant ({', '.join(cfg.variants)}), {len(cfg.seeds)} SAEs "
+        f"with {cfg.m_sae} latents (seeds {list(cfg.seeds)}; the seed sets both initialization and data) trained for "
+        f"{cfg.n_steps} steps of {cfg.batch_size}. A latent reappears in another SAE when some latent there has |cos| >= "
+        f"{cfg.threshold}; it is stable when it reappears in >= {cfg.stable_threshold:.0%} of the others. EV shares on "
+        f"{cfg.eval_samples} fresh samples. For each planted subspace group and each pair of seeds, the *unstable* latents "
+        f"lying in the group's span (projection >= {SUBSPACE_PROJ_THRESHOLD}) are compared by principal angles (largest "
+        "angle; a case needs at least rank-many such latents in both seeds), "
+        f"against {cfg.baseline_draws} pairs of random subspaces of the same rank. Pooling: see the section below."
+    )
+    claim = ("Per-feature stability (probability that a feature with |cos| >= 0.7 reappears in an independently trained "
+             "SAE) varies; stable features carry most of the reconstruction signal; unstable features are individually "
+             "non-reproducible but span reproducible low-rank subspaces; pooling unique cross-seed features gives more "
+             "stable SAEs at equal explained variance (Gerasimov et al. 2026, \"Unstable Features, Reproducible "
+             "Subspaces\"; background claim 3).")
+    sections = [("Pooling", (
+        "Seeds are split into two halves. In each half, every latent of every SAE is ranked by its reappearance "
+        "probability *within that half*; latents are kept greedily in that order unless one already kept has |cos| >= "
+        f"{cfg.threshold}, up to m_sae = {cfg.m_sae}. A new SAE of the same variant starts from those decoder rows "
+        f"(encoder = decoder transpose) and is retrained for {cfg.pool_fraction:.0%} of n_samples. The two pooled SAEs "
+        "come from disjoint seeds, so their agreement is not built in; it is compared with the mean reappearance of "
+        "single SAEs and their EV with the single SAEs' EV."))]
+    tables = {"per_sae": per_sae, "pooling": pool_rows}
+    if group_rows:
+        tables["subspace_groups"] = group_rows
+    return RecipeResult("stability", cfg, claim, measured, verdict(checks), metrics, tables, figures, sections, checks)
+
+
+def _subspace_checks(variant, saes, st, world, cfg, metrics, rows) -> list[Check]:
+    D, groups = world.dictionary, world.groups
+    masks = [_group_masks(s.W_dec.detach().cpu(), D, groups) for s in saes]
+    in_group = [np.any([m[0] for m in mk.values()], axis=0) for mk in masks]
+    p_in = np.concatenate([p[g] for p, g in zip(st.probabilities, in_group)])
+    p_out = np.concatenate([p[~g] for p, g in zip(st.probabilities, in_group)])
+    r_in = float(p_in.mean()) if p_in.size else float("nan")
+    r_out = float(p_out.mean()) if p_out.size else float("nan")
+    metrics[f"{variant}.reappearance_in_groups"] = r_in
+    metrics[f"{variant}.reappearance_outside_groups"] = r_out
+    angles, baselines = [], {}
+    unstable = [~np.asarray(s) for s in st.stable]
+    for (a, ma), (b, mb) in itertools.combinations(enumerate(masks), 2):
+        for g, (in_a, rank) in ma.items():
+            sel_a, sel_b = in_a & unstable[a], mb[g][0] & unstable[b]
+            if sel_a.sum() < rank or sel_b.sum() < rank:
+                continue
+            ang = cross_seed_subspace_angles(saes[a].W_dec.detach().cpu(), saes[b].W_dec.detach().cpu(), sel_a, sel_b,
+                                             rank=rank)
+            if rank not in baselines:
+                baselines[rank] = _random_max_angles(world.d, rank, cfg.baseline_draws, cfg.eval_seed)
+            angles.append(float(ang.max()))
+            rows.append({"variant": variant, "seed_a": cfg.seeds[a], "seed_b": cfg.seeds[b], "group": g, "rank": rank,
+                         "latents_a": int(sel_a.sum()), "latents_b": int(sel_b.sum()), "max_angle_deg": float(ang.max()),
+                         "random_max_angle_p5_deg": float(np.percentile(baselines[rank], 5))})
+    checks = [Check(
+        f"{variant}: latents inside planted subspaces are individually less reproducible",
+        None if np.isnan(r_in) or np.isnan(r_out) else bool(r_in < r_out),
+        f"mean reappearance {C.fmt(r_in)} inside groups vs {C.fmt(r_out)} outside (criterion: inside < outside)")]
+    if not angles:
+        checks.append(Check(f"{variant}: unstable latents span reproducible subspaces", None,
+                            "no group had rank-many unstable latents in both seeds of any pair"))
+        return checks
+    med = float(np.median(angles))
+    p5 = float(min(np.percentile(b, 5) for b in baselines.values()))
+    metrics[f"{variant}.cross_seed_group_max_angle_median_deg"] = med
+    metrics[f"{variant}.random_subspace_max_angle_p5_deg"] = p5
+    checks.append(Check(
+        f"{variant}: unstable latents span reproducible subspaces", bool(med < p5),
+        f"median over {len(angles)} (group, seed pair) cases of the largest cross-seed principal angle = {med:.1f} deg; "
+        f"random subspaces of the same rank: 5th percentile {p5:.1f} deg (criterion: median below it)"))
+    return checks
+
+
+def _pool_check(variant, hyper, saes, st, world, cfg, device, progress, metrics, rows) -> Check:
+    statement = f"{variant}: pooling unique cross-seed latents gives a more stable SAE at equal EV"
+    half = len(saes) // 2
+    if half < 2:
+        return Check(statement, None, f"needs >= 4 seeds (two halves of >= 2), got {len(saes)}")
+    pooled = []
+    for h, part in enumerate((saes[:half], saes[half:2 * half])):
+        rows_h = pool_latents([s.W_dec for s in part], cfg.threshold, cfg.m_sae)
+        pooled.append(_pooled_sae(variant, hyper, rows_h, world, cfg, 10_000 + h, device, progress))
+    pst = stability(pooled, world, n=cfg.eval_samples, seed=cfg.eval_seed, threshold=cfg.threshold,
+                    stable_threshold=cfg.stable_threshold, device=device)
+    single_r, pooled_r = st.metrics["stability.mean_reappearance"], pst.metrics["stability.mean_reappearance"]
+    single_ev, pooled_ev = st.metrics["stability.ev_full"], pst.metrics["stability.ev_full"]
+    for name, res in (("single (mean over seeds)", st), ("pooled", pst)):
+        rows.append({"variant": variant, "kind": name, "latents": int(np.mean([p.size for p in res.probabilities])),
+                     "mean_reappearance": res.metrics["stability.mean_reappearance"],
+                     "stable_fraction": res.metrics["stability.stable_fraction"],
+                     "explained_variance": res.metrics["stability.ev_full"]})
+    metrics[f"{variant}.pooled_mean_reappearance"] = pooled_r
+    metrics[f"{variant}.pooled_explained_variance"] = pooled_ev
+    ok = pooled_r > single_r and pooled_ev >= single_ev - cfg.ev_tolerance
+    return Check(statement, bool(ok),
+                 f"mean reappearance pooled {C.fmt(pooled_r)} vs single {C.fmt(single_r)}; EV pooled {C.fmt(pooled_ev)} vs "
+                 f"single {C.fmt(single_ev)} (criterion: higher reappearance and EV within {cfg.ev_tolerance})")

@@ -1,0 +1,233 @@
+"""`run_experiment(config, out_dir)`: build the world, train every SAE, evaluate, write a report folder.
+
+Output folder (every file written atomically):
+
+    config.toml, config.json        the experiment (a rerun into the same folder must match it)
+    world.json                      the resolved WorldConfig
+    comparison.csv, metrics.json    one row per SAE: the headline metrics / every metric
+    comparison.png, training.png    headline metrics per SAE; training curves
+    report.md                       everything above, embedded, plus per-SAE sections
+    saes/<label>/checkpoint/        the training checkpoint (safetensors; makes a rerun resume)
+    saes/<label>/model/             the trained SAE (`SAE.save`: config.json + model.safetensors)
+    saes/<label>/history.json       the training history (+ history.safetensors)
+    saes/<label>/eval/              `Report.save`: metrics.json, features.csv, ..., PNG plots
+    saes/<label>/result.json        written last: the SAE is done (a rerun skips it)
+
+Resuming: rerunning the same config into the same folder after a kill continues each SAE's
+training from its last checkpoint (bit-identical on CPU) and skips finished SAEs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from synthsae import io as sio
+from synthsae._rng import resolve_device
+from synthsae.experiments.config import ExperimentConfig
+from synthsae.metrics.report import to_csv
+from synthsae.plots import save_png
+
+# The headline columns of the comparison table: (column title, Report.metrics key) -- docs/metrics.md.
+HEADLINE = (
+    ("EV", "reconstruction.explained_variance"),
+    ("L0", "sparsity.l0"),
+    ("MCC", "recovery.mcc"),
+    ("recovered@0.9", "recovery.rate@0.9"),
+    ("dead", "latents.dead_fraction"),
+    ("shrinkage", "recovery.shrinkage_median"),
+    ("absorption", "absorption.rate"),
+)
+RESULT_FILE = "result.json"
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    """What `run_experiment` produced: `rows` has one dict per SAE (label, variant, m, train_seconds,
+    eval_seconds, and every `Report.metrics` key, NaN where not applicable); `out_dir` holds the files."""
+
+    config: ExperimentConfig
+    out_dir: Path
+    rows: list[dict[str, Any]]
+
+    def table(self) -> str:
+        """The headline comparison as aligned plain text (one line per SAE)."""
+        return comparison_text(self.rows)
+
+    @property
+    def report_path(self) -> Path:
+        return self.out_dir / "report.md"
+
+
+def run_experiment(config: ExperimentConfig, out_dir: str | Path, device: str | torch.device | None = None,
+                   progress: bool = True) -> ExperimentResult:
+    """Run `config` (train every SAE on its world, evaluate each) and write the report folder `out_dir`.
+
+    device: overrides `config.device` (e.g. "cuda"). progress: tqdm bars while training.
+    A folder already holding another config's results raises `ValueError`; the same config resumes.
+    """
+    from synthsae.sae.base import SAES
+    from synthsae.world import World
+
+    if not isinstance(config, ExperimentConfig):
+        raise ValueError(f"config = {type(config).__name__} is invalid: expected an ExperimentConfig "
+                         "(ExperimentConfig.load('experiment.toml'))")
+    dev = resolve_device(config.device if device is None else device)
+    out = Path(out_dir)
+    _claim(out, config)
+    world = World(config.world_config())
+    sio.atomic_write_json(out / "world.json", world.config.to_dict())
+    rows, histories = [], {}
+    for label, sae_config in config.sae_configs().items():
+        folder = out / "saes" / label
+        done = folder / RESULT_FILE
+        if not done.is_file():
+            _train_and_evaluate(SAES.get(sae_config.kind)(sae_config), label, world, config, folder, dev, progress)
+        result = sio.read_json(done)
+        rows.append(result["row"])
+        histories[label] = sio.read_json(folder / "history.json")
+    _write_summary(config, out, world, rows, histories)
+    return ExperimentResult(config, out, rows)
+
+
+def _claim(out: Path, config: ExperimentConfig) -> None:
+    """Write the config into `out`, or check that the config already there is the same experiment."""
+    existing = out / "config.json"
+    if existing.is_file():
+        try:
+            old = ExperimentConfig.from_dict(sio.read_json(existing))
+        except ValueError:
+            old = None
+        if old is None or old.digest() != config.digest():
+            raise ValueError(
+                f"{out} holds the results of a different experiment (its config.json differs from this config). "
+                "Choose another --out folder, or delete that one to start over."
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    sio.atomic_write_json(existing, config.to_dict())
+    sio.atomic_write_text(out / "config.toml", config.to_toml())
+
+
+def _train_and_evaluate(sae, label: str, world, config: ExperimentConfig, folder: Path, dev: torch.device,
+                        progress: bool) -> None:
+    from synthsae.metrics.evaluate import evaluate
+    from synthsae.sae.train import train
+
+    t0 = time.perf_counter()
+    history = train(sae, world, device=dev, checkpoint_dir=folder / "checkpoint", resume=True, progress=progress,
+                    **config.train.train_kwargs(config.seed))
+    t_train = time.perf_counter() - t0
+    sae.save(folder / "model")
+    history.save(folder)
+    if progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(f"{label}: evaluating on {config.eval.n:,} fresh samples")
+    t0 = time.perf_counter()
+    report = evaluate(sae, world, device=dev, config=config.eval)
+    report.save(folder / "eval", plots=config.plots)
+    t_eval = time.perf_counter() - t0
+    row = {"label": label, "variant": sae.name, "m": sae.config.m, "train_seconds": t_train, "eval_seconds": t_eval,
+           **{k: float(v) for k, v in report.metrics.items()}}
+    # written last: its presence means this SAE is finished (NaN -> null in JSON, back to NaN on read)
+    sio.atomic_write_json(folder / RESULT_FILE, {
+        "row": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()},
+        "not_applicable": report.not_applicable, "notes": report.notes,
+        "figures": sorted(p.name for p in (folder / "eval").glob("*.png")),
+    })
+
+
+def _nan(v: Any) -> float:
+    return math.nan if v is None else v
+
+
+def comparison_text(rows: list[dict[str, Any]]) -> str:
+    """The headline metrics as an aligned plain-text table, one line per SAE."""
+    head = ["SAE"] + [t for t, _ in HEADLINE]
+    body = [[r["label"]] + [_fmt(_nan(r.get(k))) for _, k in HEADLINE] for r in rows]
+    widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+             for line in [head] + body]
+    return "\n".join(lines)
+
+
+def _markdown_table(rows: list[dict[str, Any]]) -> str:
+    head = ["SAE", "variant", "m"] + [t for t, _ in HEADLINE]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["label"], r["variant"], str(r["m"])] + [_fmt(_nan(r.get(k))) for _, k in HEADLINE]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    if isinstance(v, float) and math.isnan(v):
+        return "n/a"
+    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+
+
+def _write_summary(config: ExperimentConfig, out: Path, world, rows: list[dict[str, Any]],
+                   histories: dict[str, dict]) -> None:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    table = {k: [_nan(r.get(k)) if k not in ("label", "variant") else r.get(k) for r in rows] for k in keys}
+    sio.atomic_write_text(out / "comparison.csv", to_csv({"label": table["label"], "variant": table["variant"],
+                                                          "m": table["m"], **{k: table[k] for _, k in HEADLINE
+                                                                              if k in table}}))
+    sio.atomic_write_json(out / "metrics.json", {"saes": rows})
+    figures = []
+    if config.plots:
+        from synthsae.experiments import plots
+
+        labels = [r["label"] for r in rows]
+        cols = [(t, [_nan(r.get(k)) for r in rows]) for t, k in HEADLINE]
+        save_png(plots.comparison_bars(labels, cols), out / "comparison.png")
+        save_png(plots.training_curves(histories), out / "training.png")
+        figures = ["comparison.png", "training.png"]
+    sio.atomic_write_text(out / "report.md", _report_markdown(config, out, world, rows, figures))
+
+
+def _report_markdown(config: ExperimentConfig, out: Path, world, rows: list[dict[str, Any]],
+                     figures: list[str]) -> str:
+    t = config.train
+    parts = [
+        f"# {config.name}",
+        "",
+        "## Setup",
+        "```",
+        world.describe(),
+        "```",
+        f"Training: {t.n_samples:,} samples in batches of {t.batch_size} (lr {t.lr:g}, seed "
+        f"{t.train_kwargs(config.seed)['seed']}); evaluation on {config.eval.n:,} fresh samples "
+        f"(seed {config.eval.seed}). Full config: [config.toml](config.toml).",
+        "",
+        "## Comparison",
+        "Columns (definitions in docs/metrics.md): EV = `reconstruction.explained_variance`, "
+        "L0 = `sparsity.l0`, MCC = `recovery.mcc`, recovered@0.9 = `recovery.rate@0.9`, dead = "
+        "`latents.dead_fraction`, shrinkage = `recovery.shrinkage_median` (1 = none), absorption = "
+        "`absorption.rate` (n/a without a hierarchy).",
+        "",
+        _markdown_table(rows),
+        "",
+        "All metrics: [metrics.json](metrics.json); headline table: [comparison.csv](comparison.csv).",
+        "",
+    ]
+    parts += [f"![{Path(f).stem}]({f})\n" for f in figures]
+    for r in rows:
+        label = r["label"]
+        res = sio.read_json(out / "saes" / label / RESULT_FILE)
+        parts += ["", f"## {label} ({r['variant']}, m = {r['m']})",
+                  f"Trained in {r['train_seconds']:.1f} s, evaluated in {r['eval_seconds']:.1f} s. "
+                  f"Files: [model](saes/{label}/model/), [metrics](saes/{label}/eval/metrics.json), "
+                  f"[per-feature table](saes/{label}/eval/features.csv), [history](saes/{label}/history.json).", ""]
+        for why in res.get("not_applicable", {}).values():
+            parts.append(f"- not applicable: {why}")
+        for note in res.get("notes", []):
+            parts.append(f"- note: {note}")
+        parts += [""] + [f"![{label} {Path(f).stem}](saes/{label}/eval/{f})\n" for f in res.get("figures", [])]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,174 @@
+"""Tests of the solver internals added for speed and memory: padded refit, warm start, the `auto`
+fallback chain, large supports, support-restricted Jacobians, CPU/GPU parity."""
+
+import warnings
+
+import pytest
+import torch
+
+from synthsae.solvers import (METHODS, NotCertifiedWarning, SparseCodingProblem, active_set_jacobian, sparse_code,
+                              support_jacobian)
+from synthsae.solvers.active_set import solve_active_set
+from synthsae.solvers.refit import padded_support, refit
+from synthsae.testing.dictionaries import gaussian_dictionary
+from synthsae.testing.problems import sparse_code_matrix
+
+
+def planted(n, m, d, k, nonneg, seed, noise=0.05, lo=0.5, hi=2.0):
+    D = gaussian_dictionary(m, d, seed)
+    z = sparse_code_matrix(n, m, k, lo, hi, nonneg, seed)
+    g = torch.Generator().manual_seed(seed + 7)
+    return z @ D + noise * torch.randn(n, d, generator=g, dtype=torch.float64), D
+
+
+def test_padded_support_lists_true_entries_in_order():
+    mask = torch.tensor([[0, 1, 0, 1, 1], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], dtype=torch.bool)
+    idx, valid = padded_support(mask, pad=5)
+    assert idx.tolist() == [[1, 3, 4], [5, 5, 5], [0, 5, 5]]
+    assert valid.tolist() == [[True] * 3, [False] * 3, [True, False, False]]
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+def test_refit_matches_direct_solves_across_support_buckets(l2):
+    # supports of sizes 0..40 cross several padding buckets (16, 32, 45)
+    m, d = 60, 48
+    D = gaussian_dictionary(m, d, 3)
+    X = torch.randn(41, d, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    prob = SparseCodingProblem.create(X, D, 0.1, l2)
+    g = torch.Generator().manual_seed(5)
+    mask = torch.zeros(41, m, dtype=torch.bool)
+    for i in range(41):
+        mask[i, torch.randperm(m, generator=g)[:i]] = True
+    signs = torch.where(torch.rand(41, m, generator=g) < 0.5, -1.0, 1.0).double() * mask
+    z, ok = refit(prob.system, prob.correlations, prob.penalty, mask, signs)
+    assert ok.all() and torch.equal(z != 0, mask)
+    for i in [0, 1, 15, 16, 17, 33, 40]:
+        S = mask[i].nonzero().flatten()
+        A = prob.gram[S][:, S] + l2 * torch.eye(len(S), dtype=torch.float64)
+        want = torch.linalg.solve(A, prob.correlations[i, S] - 0.1 * signs[i, S]) if len(S) else torch.zeros(0)
+        assert torch.allclose(z[i, S], want.double(), rtol=0, atol=1e-10)
+
+
+def test_refit_flags_singular_supports():
+    D = gaussian_dictionary(6, 3, 0)  # 4 atoms in R^3 are linearly dependent: singular Lasso system
+    prob = SparseCodingProblem.create(torch.ones(2, 3), D, 0.1)
+    mask = torch.tensor([[True] * 4 + [False] * 2, [True] * 2 + [False] * 4])
+    z, ok = refit(prob.system, prob.correlations, prob.penalty, mask, mask.double())
+    assert ok.tolist() == [False, True] and torch.equal(z[0], torch.zeros(6, dtype=torch.float64))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nonneg,l2", [(False, 0.0), (True, 0.05)])
+def test_warm_start_paths_agree(nonneg, l2):
+    # ~10-40 active atoms: the warm-started, cold and automatic paths must reach the same certified optimum
+    X, D = planted(6, 96, 48, 10, nonneg, 11, noise=0.1, lo=1.0, hi=3.0)
+    prob = SparseCodingProblem.create(X, D, 0.05, l2, nonneg=nonneg)
+    out = {}
+    for ws in (None, True, False):
+        z, iters = solve_active_set(prob, warm_start=ws)
+        cert = prob.certify(z, 1e-9, 1e-7)
+        assert cert["converged"].all() and (iters > 0).all()
+        out[ws] = z
+    assert torch.equal(out[True] != 0, out[False] != 0) and torch.equal(out[None] != 0, out[False] != 0)
+    assert torch.allclose(out[True], out[False], rtol=0, atol=1e-10)
+    z_init, _ = solve_active_set(prob, init=out[False])  # restarting from the optimum's signs
+    assert torch.allclose(z_init, out[False], rtol=0, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_large_supports_match_cvxpy():
+    # small λ1 with λ2 > 0: ~50 active atoms out of 128 (the regime where the warm start kicks in)
+    X, D = planted(3, 128, 64, 12, True, 21, noise=0.1, lo=1.0, hi=3.0)
+    fast = sparse_code(X, D, 0.02, 0.05, nonneg=True)
+    ref = sparse_code(X, D, 0.02, 0.05, nonneg=True, method="cvxpy")
+    assert fast.all_converged and ref.all_converged
+    assert (fast.support.sum(1) >= 30).all()
+    assert torch.equal(fast.support, ref.support)
+    assert torch.allclose(fast.z, ref.z, rtol=0, atol=1e-9)
+
+
+def _broken(problem, *, max_iter=None, init=None):
+    """A 'solver' that returns the optimum scaled by 0.5 on even rows: never certifiable there."""
+    z, iters = solve_active_set(problem)
+    z = z.clone()
+    z[::2] *= 0.5
+    return z, iters
+
+
+def test_auto_falls_back_where_the_certificate_fails(monkeypatch):
+    X, D = planted(6, 40, 16, 3, False, 2)
+    monkeypatch.setitem(METHODS._items, "active_set", _broken)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotCertifiedWarning)  # the fallback repairs everything: no warning
+        res = sparse_code(X, D, 0.1)
+    assert res.all_converged
+    assert res.method == ("fista", "active_set") * 3
+    ref = sparse_code(X, D, 0.1, method="cvxpy")
+    assert torch.equal(res.support, ref.support) and torch.allclose(res.z, ref.z, atol=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate")
+def test_auto_warns_and_never_reports_uncertified_codes_as_exact(monkeypatch):
+    # every method capped at one iteration: many samples stay uncertified after the whole chain
+    X, D = planted(8, 64, 16, 6, False, 3)
+    with pytest.warns(NotCertifiedWarning, match="not certified"):
+        res = sparse_code(X, D, 0.01, max_iter=1)
+    prob = SparseCodingProblem.create(X, D, 0.01)
+    cert = prob.certify(res.z, res.tol, 1e-7)
+    assert not res.all_converged
+    assert torch.equal(res.converged, cert["converged"])  # flags match a fresh certificate
+    assert torch.allclose(res.rel_gap, cert["rel_gap"]) and torch.allclose(res.kkt_violation, cert["kkt_violation"])
+    bad = ~res.converged
+    assert ((res.rel_gap[bad] > res.tol) | (res.kkt_violation[bad] > 1e-7)).all()
+    assert (res.iterations > 0).all()
+
+
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate")
+def test_fallback_keeps_first_code_when_fallbacks_fail_too(monkeypatch):
+    X, D = planted(4, 40, 16, 3, False, 5)
+    monkeypatch.setitem(METHODS._items, "active_set", _broken)
+    with pytest.warns(NotCertifiedWarning):
+        res = sparse_code(X, D, 0.1, max_iter=1)  # fista and cvxpy get one iteration: they cannot certify
+    assert not res.converged[::2].any() and res.converged[1::2].all()
+    assert all(res.method[i] == "active_set" for i in range(0, 4, 2))
+
+
+def test_support_jacobian_matches_dense_and_budget_error():
+    X, D = planted(5, 30, 10, 3, True, 8)
+    res = sparse_code(X, D, 0.1, 0.2, nonneg=True)
+    sj = support_jacobian(res, D)
+    J = active_set_jacobian(res, D)
+    v = torch.randn(5, 10, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.allclose(sj.matvec(v), torch.einsum("nmd,nd->nm", J, v), atol=1e-13)
+    assert torch.allclose(sj.spectral_norm(), torch.linalg.matrix_norm(J, 2), atol=1e-12)
+    assert torch.equal(sj.dense(), J)
+    with pytest.raises(ValueError, match="support_jacobian"):
+        active_set_jacobian(res, D, max_bytes=5 * 30 * 10 * 8 - 1)
+    empty = support_jacobian(torch.zeros(2, 30, dtype=torch.float64), D, 0.2)
+    assert torch.equal(empty.spectral_norm(), torch.zeros(2, dtype=torch.float64))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("nonneg,l2,weighted", [(False, 0.0, False), (True, 0.1, False), (False, 0.2, True)])
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_cpu_gpu_parity_every_kind(nonneg, l2, weighted, warm_start):
+    X, D = planted(64, 96, 32, 6, nonneg, 9, noise=0.1)
+    w = torch.rand(96, generator=torch.Generator().manual_seed(1), dtype=torch.float64) + 0.5 if weighted else None
+    out = []
+    for dev in ("cpu", "cuda"):
+        prob = SparseCodingProblem.create(X, D, 0.05, l2, weights=w, nonneg=nonneg, device=dev)
+        z, _ = solve_active_set(prob, warm_start=warm_start)
+        assert prob.certify(z, 1e-9, 1e-7)["converged"].all()
+        out.append(z.cpu())
+    assert torch.equal(out[0] != 0, out[1] != 0)
+    assert torch.allclose(out[0], out[1], rtol=0, atol=1e-10)
+
+
+@pytest.mark.gpu
+def test_gpu_jacobian_and_auto():
+    X, D = planted(20, 48, 16, 4, True, 12)
+    a = sparse_code(X, D, 0.1, 0.1, nonneg=True)
+    b = sparse_code(X, D, 0.1, 0.1, nonneg=True, device="cuda")
+    assert b.z.device.type == "cuda" and b.all_converged
+    Ja, Jb = support_jacobian(a, D), support_jacobian(b, D.cuda())
+    assert torch.allclose(Ja.dense(), Jb.dense().cpu(), atol=1e-12)
