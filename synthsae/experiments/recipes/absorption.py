@@ -73,6 +73,8 @@ class AbsorptionConfig(C.RecipeConfig):
 
 @register_recipe("absorption", AbsorptionConfig, "feature absorption on a hierarchy world: Matryoshka vs BatchTopK across L0")
 def run(config: AbsorptionConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
+    """Run the `absorption` recipe with `config` (a `AbsorptionConfig`) on `device`; returns its `RecipeResult`
+    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
     cfg = config
     world = C.make_world(cfg.world, cfg.world_seed)
     runs = []

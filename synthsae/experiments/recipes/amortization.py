@@ -86,6 +86,8 @@ class AmortizationConfig(C.RecipeConfig):
 @register_recipe("amortization", AmortizationConfig,
                  "amortization gap: SAE vs LISTA(T) vs exact Lasso / elastic-net codes as dictionary coherence grows")
 def run(config: AmortizationConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
+    """Run the `amortization` recipe with `config` (a `AmortizationConfig`) on `device`; returns its `RecipeResult`
+    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
     cfg = config
     lam1 = cfg.l1_coefficient * cfg.world_d / 2
     rows = []

@@ -114,6 +114,8 @@ class E2EConfig(C.RecipeConfig):
 @register_recipe("e2e_finetune", E2EConfig,
                  "short KL + MSE fine-tune against the synthetic downstream readout: KL recovered, recovery, absorption")
 def run(config: E2EConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
+    """Run the `e2e_finetune` recipe with `config` (a `E2EConfig`) on `device`; returns its `RecipeResult`
+    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
     cfg = config
     world = C.make_world(cfg.world, cfg.world_seed)
     base, _ = C.train_sae(cfg.variant, world, cfg.m_sae, cfg.hyperparameters, cfg, cfg.seed, device, progress)

@@ -57,6 +57,8 @@ class SanityConfig(C.RecipeConfig):
 @register_recipe("sanity_baselines", SanityConfig,
                  "trained TopK SAEs vs frozen / soft-frozen decoder and frozen encoder: recovery next to EV")
 def run(config: SanityConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
+    """Run the `sanity_baselines` recipe with `config` (a `SanityConfig`) on `device`; returns its `RecipeResult`
+    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
     cfg = config
     world = C.make_world(cfg.world, cfg.world_seed)
     runs = []

@@ -71,6 +71,8 @@ class ShrinkageConfig(C.RecipeConfig):
 
 @register_recipe("shrinkage", ShrinkageConfig, "magnitude shrinkage per variant and the sparsity-fidelity frontier (EV vs L0)")
 def run(config: ShrinkageConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
+    """Run the `shrinkage` recipe with `config` (a `ShrinkageConfig`) on `device`; returns its `RecipeResult`
+    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
     cfg = config
     world = C.make_world(cfg.world, cfg.world_seed)
     points = []

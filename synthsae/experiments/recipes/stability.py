@@ -137,6 +137,8 @@ def _pooled_sae(variant, hyper, rows, world, cfg, seed, device, progress):
 @register_recipe("stability", StabilityConfig,
                  "cross-seed stability: reappearance, EV of stable latents, reproducible subspaces, pooling")
 def run(config: StabilityConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
+    """Run the `stability` recipe with `config` (a `StabilityConfig`) on `device`; returns its `RecipeResult`
+    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
     cfg = config
     world = C.make_world(cfg.world, cfg.world_seed)
     groups = world.groups

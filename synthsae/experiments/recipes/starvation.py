@@ -115,6 +115,8 @@ def _jaccard(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 @register_recipe("starvation", StarvationConfig,
                  "dead latents of l1 SAEs across l1 x lr x size x seeds, which latents die, and AEN / TopK+AuxK")
 def run(config: StarvationConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
+    """Run the `starvation` recipe with `config` (a `StarvationConfig`) on `device`; returns its `RecipeResult`
+    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
     cfg = config
     world = C.make_world(cfg.world, cfg.world_seed)
     variants = ("relu_l1",) + tuple(cfg.compare)

@@ -91,6 +91,8 @@ class SynthSAEBenchConfig(C.RecipeConfig):
 @register_recipe("synthsaebench", SynthSAEBenchConfig,
                  "BatchTopK vs Matryoshka at L0 = 25 on the SynthSAEBench-16k world, against the published figures")
 def run(config: SynthSAEBenchConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
+    """Run the `synthsaebench` recipe with `config` (a `SynthSAEBenchConfig`) on `device`; returns its `RecipeResult`
+    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
     cfg = config
     world = cfg.world()
     runs = []
