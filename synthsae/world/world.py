@@ -22,7 +22,7 @@ from synthsae.world.codes import Batch, SparseCodes
 from synthsae.world.correlation import Correlation
 from synthsae.world.firing import ExactlyK, Firing, Zipf
 from synthsae.world.geometry import Built, Gaussian, Geometry, coherence
-from synthsae.world.geometry.given import check_dictionary
+from synthsae.world.geometry.given import Given, check_dictionary
 from synthsae.world.hierarchy import (Forest, HierarchyConfig, base_probabilities, build_forest, top_down_copula_events,
                                       top_down_events, top_down_plan)
 from synthsae.world.magnitudes import ConstantMagnitude, Magnitudes
@@ -100,9 +100,13 @@ class World:
     def _build(self, dictionary: torch.Tensor | None) -> dict[str, torch.Tensor]:
         cfg, m, d = self.config, self.config.m, self.config.d
         gen = generator(cfg.seed)
-        built = cfg.dictionary.build(m, d, gen)  # also gives group structure, and keeps the RNG stream aligned
-        if dictionary is not None:
-            built = dataclasses.replace(built, dictionary=check_dictionary(dictionary, m, d, normalize=False), info={})
+        if dictionary is not None and isinstance(cfg.dictionary, Given) and cfg.dictionary.path is None:
+            # A file-less 'given' geometry takes its atoms from `dictionary=` (it draws no randomness).
+            built = Built(check_dictionary(dictionary, m, d, normalize=cfg.dictionary.normalize))
+        else:
+            built = cfg.dictionary.build(m, d, gen)  # also gives group structure, and keeps the RNG stream aligned
+            if dictionary is not None:
+                built = dataclasses.replace(built, dictionary=check_dictionary(dictionary, m, d, normalize=False), info={})
         state: dict[str, torch.Tensor] = {"dictionary": built.dictionary.float().contiguous()}
         for key, value in built.info.items():
             state[f"info.{key}"] = torch.tensor(value)

@@ -15,7 +15,7 @@ from scipy import stats
 
 from synthsae.config import Config
 from synthsae.testing import world_configs
-from synthsae.world import (Block, Coherence, Constant, ExactlyK, Full, Gaussian, HierarchyConfig, LowRank, Noise,
+from synthsae.world import (Block, Coherence, Constant, ExactlyK, Full, Gaussian, Given, HierarchyConfig, LowRank, Noise,
                             Orthonormal, Spiked, Subspaces, TightFrame, Uniform, Vector, World, WorldConfig, Zipf,
                             coherence)
 from synthsae.world.sampler import exactly_k_events, independent_events
@@ -193,6 +193,17 @@ def test_fixed_length_tuple_fields_round_trip():
     cfg = WorldConfig(d=16, m=64, hierarchy=HierarchyConfig(roots=2, branching=(2, 3), depth=2))
     assert WorldConfig.from_json(cfg.to_json()) == cfg
     assert WorldConfig.from_toml(cfg.to_toml()) == cfg
+
+
+def test_fileless_given_geometry_takes_the_explicit_dictionary():
+    # Regression: World(config, dictionary=D) with Given(path=None) used to fail asking for a file.
+    D = torch.nn.functional.normalize(torch.randn(20, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    world = World(WorldConfig(d=8, m=20, dictionary=Given()), dictionary=D)
+    assert torch.allclose(world.dictionary, D, atol=1e-6)  # rows are re-normalized in float64
+    batch = world.sample(64, seed=1)
+    assert torch.allclose(batch.x, batch.codes.to_dense().float() @ world.dictionary + world.bias, atol=1e-5)
+    with pytest.raises(ValueError, match="needs a file or an explicit tensor"):
+        World(WorldConfig(d=8, m=20, dictionary=Given()))
 
 
 def test_stream_is_endless_and_deterministic():
