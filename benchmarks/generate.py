@@ -13,12 +13,15 @@ both sides sample exactly the same distribution; no orthogonalization, which doe
              exclusive, SAELens compensation) and low-rank copula (rank 25, scale 0.1), magnitudes
              max(0, N(5 .. 4, |N(0.5, 0.5)|))
 Requires `pip install sae-lens`. SAELens samples from torch's global RNG; we fork it around each call.
+Both sides run with the same number of torch threads (--threads, default 1: the machine is shared) and
+take turns call by call; we report the median wall time and the median process CPU time per call.
 Goals (issue 2): >= 2x SAELens on toy, >= 10x at 16k, >= 5x at 16k with hierarchy + correlation.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 import warnings
@@ -41,30 +44,42 @@ CASES = {
 }
 
 
-def _time(fn, repeats: int) -> float:
-    """Median wall time of `repeats` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def _interleaved(fns: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """Median (wall, process CPU) seconds per call of each function, after one warm-up call each; the
+    functions take turns (A B A B ...) so that load from other processes hits them alike."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            cpu[name].append(time.process_time() - c0)
+            wall[name].append(time.perf_counter() - w0)
+    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in fns}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for both sides (default 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
 
     from sae_lens.synthetic import SyntheticModel, SyntheticModelConfig
 
     from synthsae import World
     from synthsae.interop import SAELensCompatibilityWarning, world_from_saelens
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; median of {args.repeats} runs\n")
-    print(f"{'case':<22} {'batch':>6} {'synthsae samples/s':>19} {'SAELens samples/s':>18} {'ratio':>7}")
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    import synthsae
+    print(f"synthsae from {synthsae.__file__}")
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+          f"median of {args.repeats} interleaved runs; load average {load}\n")
+    print(f"{'case':<22} {'batch':>6} {'synthsae samples/s':>19} {'SAELens samples/s':>18} {'ratio (wall)':>13} "
+          f"{'ratio (CPU)':>12}")
     for name in args.cases:
         spec, batch = CASES[name]
         model = SyntheticModel(SyntheticModelConfig.from_dict(spec))
@@ -73,22 +88,28 @@ def main() -> None:
             world = world_from_saelens(spec)
         calls = {"seed": 0}
 
-        def ours():
+        def ours(world=world, batch=batch, calls=calls):
             calls["seed"] += 1
             return world.sample(batch, seed=calls["seed"]).x
 
-        def theirs():
+        def theirs(model=model, batch=batch, calls=calls):
             with torch.random.fork_rng():
                 torch.manual_seed(calls["seed"])
                 return model.sample(batch)
 
-        t_ours, t_theirs = _time(ours, args.repeats), _time(theirs, args.repeats)
-        print(f"{name:<22} {batch:>6} {batch / t_ours:>19,.0f} {batch / t_theirs:>18,.0f} {t_theirs / t_ours:>6.2f}x",
-              flush=True)
+        fns = {"ours": ours, "theirs": theirs}
         if name == "toy":
             toy = World.preset("toy")
-            t_preset = _time(lambda: toy.sample(batch, seed=1).x, args.repeats)
-            print(f"{'toy preset (uniform)':<22} {batch:>6} {batch / t_preset:>19,.0f} {'-':>18} {'-':>7}", flush=True)
+            fns["preset"] = lambda toy=toy, batch=batch: toy.sample(batch, seed=1).x
+        t = _interleaved(fns, args.repeats)
+        (w_ours, c_ours), (w_theirs, c_theirs) = t["ours"], t["theirs"]
+        print(f"{name:<22} {batch:>6} {batch / w_ours:>19,.0f} {batch / w_theirs:>18,.0f} {w_theirs / w_ours:>12.2f}x "
+              f"{c_theirs / c_ours:>11.2f}x", flush=True)
+        if name == "toy":
+            print(f"{'toy preset (uniform)':<22} {batch:>6} {batch / t['preset'][0]:>19,.0f} {'-':>18} {'-':>13} "
+                  f"{'-':>12}", flush=True)
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"\nload average at the end: {load}")
 
 
 if __name__ == "__main__":

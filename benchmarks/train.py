@@ -1,27 +1,39 @@
 """Training throughput of synthsae SAEs, against the bare matmuls and against SAELens.
 
-For `topk` and `relu_l1`, on the toy world and on 16,384 latents x 768 dims, prints:
+For `topk` and `relu_l1`, on the toy preset and on 16,384 latents x 768 dims (the
+synthsaebench-16k preset), prints:
 
-* step: seconds per training step of `synthsae.train` on one fixed batch (no data generation),
-  i.e. everything the trainer does: forward, loss, backward, parallel-gradient removal, Adam,
-  renormalization, bookkeeping, logging;
-* matmul: seconds of the step's bare dense matrix multiplications measured in the same run
-  (encoder forward x W_enc, decoder forward z W_dec, and the three backward products
-  g W_dec^T, z^T g, x^T g_pre), and step / matmul (goal <= 1.5). `topk` decodes sparsely
-  (k rows per sample), so it can beat the dense baseline;
-* end-to-end samples/s of `synthsae.train` with world sampling included;
-* SAELens `train_toy_sae` (the trainer behind `SyntheticSAERunner`) end to end on its own synthetic
-  generator with the same d, m, batch size, architecture and mean L0, when `/opt/bench-venv` has
-  sae-lens, and the speed ratio (goal >= 3x).
+* step: process CPU seconds per training step of `synthsae.train` on one fixed batch (no data
+  generation): forward, loss, backward, parallel-gradient removal, Adam, renormalization,
+  bookkeeping and logging (log_every=100, as in a long run). Per-step time is
+  (T(1 + steps) - T(1)) / steps, so set-up and the first step's allocations are excluded.
+* matmul: process CPU seconds of the five dense products a dense step needs (encoder forward
+  x W_enc, decoder forward z W_dec, and the backward products g W_dec^T, z^T g, x^T g_pre), and
+  step / matmul (goal <= 1.5). Large dictionaries use sparse kernels (synthsae.sae.sparse), so
+  they can beat this dense baseline.
+* Sparsity state: a fresh relu_l1 SAE fires on about half its latents, a trained one on a few.
+  Step times are reported at initialization ("init") and at trained sparsity ("trained": b_enc
+  set so each latent fires with probability L0/m on the batch, L0 = the world's mean L0), since
+  the sparse kernels only engage once codes are sparse. TopK is exactly k-sparse from the start.
+* end to end: samples/s of `synthsae.train` with world sampling included, from the same state,
+  against SAELens `train_toy_sae` (the trainer behind `SyntheticSAERunner`) on its own synthetic
+  generator with the same d, m, batch size, architecture and mean L0, in the same run (goal >= 3x).
+  SAELens runs in a subprocess of this Python when `sae_lens` is importable (pip install
+  "synthsae[bench]"). SAELens's dense step cost does not depend on sparsity.
 
-Usage: python benchmarks/train.py [--quick] [--steps-16k N] [--threads T]
+Rounds alternate synthsae and the baselines; medians are printed. Torch uses --threads threads.
+
+Usage: python benchmarks/train.py [--quick] [--rounds R] [--steps-16k N] [--threads T] [--batch-size B]
+                                 [--presets toy,synthsaebench-16k]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -30,31 +42,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synthsae._rng import generator  # noqa: E402
 from synthsae.sae import make, train  # noqa: E402
-
-SAELENS_PYTHON = Path("/opt/bench-venv/bin/python")
-
-
-class KSparseWorld:
-    """Stand-in world (used when `synthsae.world` cannot build the preset): random unit atoms
-    (rows of D, (m, d)); each sample fires k features drawn uniformly (with replacement) with
-    magnitudes U[1, 2]; x = z D, computed sparsely."""
-
-    def __init__(self, d: int, m: int, k: int, seed: int = 0):
-        D = torch.randn(m, d, generator=generator(seed))
-        self.dictionary = D / D.norm(dim=1, keepdim=True)
-        self.d, self.m, self.k = d, m, k
-
-    def sample(self, n, seed=0, device=None, dtype=torch.float32):
-        g = generator(seed)
-        idx = torch.randint(self.m, (n, self.k), generator=g)
-        mags = 1.0 + torch.rand(n, self.k, generator=g)
-        return SimpleNamespace(x=F.embedding_bag(idx, self.dictionary, per_sample_weights=mags, mode="sum").to(dtype))
+from synthsae.world import World  # noqa: E402
 
 
 class FixedBatch:
@@ -67,32 +60,14 @@ class FixedBatch:
         return SimpleNamespace(x=self.x)
 
 
-def get_world(kind: str):
-    """(world, description, mean L0 of the world)."""
-    try:
-        from synthsae.world import World
-
-        preset = "toy" if kind == "toy" else "synthsaebench-16k"
-        w = World.preset(preset)
-        l0 = float(w.firing_probabilities.sum())
-        if kind == "16k" and (w.d, w.m) != (768, 16384):
-            raise RuntimeError(f"preset {preset} is {w.m} x {w.d}")
-        return w, f"World.preset({preset!r})", l0
-    except Exception as err:  # the world package may not be there yet
-        d, m, k = (64, 512, 8) if kind == "toy" else (768, 16384, 25)
-        print(f"  [{kind}: synthsae.world unavailable ({type(err).__name__}: {err}); using a {m}x{d} k={k} stand-in]")
-        return KSparseWorld(d, m, k), f"stand-in {m}x{d}, k={k}", float(k)
-
-
-def time_it(fn, repeats: int) -> float:
-    fn()  # warm-up
-    t = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t) / repeats
+def cpu_time(fn) -> float:
+    t = time.process_time()
+    fn()
+    return time.process_time() - t
 
 
 def bare_matmuls(B: int, d: int, m: int, repeats: int) -> float:
+    """CPU seconds of the five dense products of one dense training step (median of repeats)."""
     g = generator(0)
     x, gx = torch.randn(B, d, generator=g), torch.randn(B, d, generator=g)
     W_enc, W_dec = torch.randn(d, m, generator=g), torch.randn(m, d, generator=g)
@@ -105,29 +80,47 @@ def bare_matmuls(B: int, d: int, m: int, repeats: int) -> float:
         z.T @ gx           # grad wrt W_dec
         x.T @ gpre         # grad wrt W_enc
 
-    return time_it(run, repeats)
+    run()  # warm-up
+    return statistics.median(cpu_time(run) for _ in range(repeats))
 
 
-def step_time(name: str, hp: dict, world, m: int, batch_size: int, steps: int) -> float:
-    x = world.sample(batch_size, seed=123).x
+def build(name: str, hp: dict, d: int, m: int, x: torch.Tensor, trained_l0: float | None):
+    """A fresh SAE; with trained_l0, b_enc is set so each latent fires on ~trained_l0/m of x."""
+    sae = make(name, d, m, **hp)
+    if trained_l0 is not None:
+        with torch.no_grad():
+            a = (x - sae.b_dec) @ sae.W_enc
+            sae.b_enc.copy_(-torch.quantile(a[:512], 1.0 - trained_l0 / m, dim=0))
+    return sae
+
+
+def step_time(name, hp, x, m, steps, trained_l0) -> float:
+    """CPU seconds per steady-state training step on the fixed batch x."""
+    B, d = x.shape
     fixed = FixedBatch(x)
-    sae = make(name, world.d, m, **hp)
-    train(sae, fixed, batch_size * 2, batch_size, init_b_dec=None, progress=False)  # warm-up
-    sae = make(name, world.d, m, **hp)
-    t = time.perf_counter()
-    train(sae, fixed, batch_size * steps, batch_size, init_b_dec=None, progress=False)
-    return (time.perf_counter() - t) / steps
+
+    def run(n_steps):
+        sae = build(name, hp, d, m, x, trained_l0)
+        return cpu_time(lambda: train(sae, fixed, B * n_steps, B, init_b_dec=None, progress=False, log_every=100))
+
+    run(1)  # warm-up: one-time costs of the first call in this process
+    return max(run(1 + steps) - run(1), 0.0) / steps
 
 
-def end_to_end(name: str, hp: dict, world, m: int, batch_size: int, steps: int) -> float:
-    sae = make(name, world.d, m, **hp)
-    t = time.perf_counter()
-    train(sae, world, batch_size * steps, batch_size, init_b_dec="mean", progress=False)
-    return batch_size * steps / (time.perf_counter() - t)
+def end_to_end(name, hp, world, m, B, steps, trained_l0) -> float:
+    """samples/s (CPU time) of synthsae.train with world sampling, from the same state as step_time,
+    first step excluded as for SAELens: (T(1 + steps) - T(1)) / steps."""
+    x = world.sample(B, seed=1).x
+
+    def run(n_steps):
+        sae = build(name, hp, world.d, m, x, trained_l0)
+        return cpu_time(lambda: train(sae, world, B * n_steps, B, init_b_dec=None, progress=False, log_every=100))
+
+    return B * steps / max(run(1 + steps) - run(1), 1e-9)
 
 
 SAELENS_SCRIPT = textwrap.dedent("""
-    import json, sys, time, torch
+    import json, time, torch
     torch.set_num_threads({threads})
     from sae_lens import TopKTrainingSAE, TopKTrainingSAEConfig, StandardTrainingSAE, StandardTrainingSAEConfig
     from sae_lens.synthetic import ActivationGenerator, FeatureDictionary
@@ -140,54 +133,73 @@ SAELENS_SCRIPT = textwrap.dedent("""
     else:
         sae = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=d, d_sae=m, l1_coefficient=1e-3))
     train_toy_sae(sae, fd, gen, training_samples=B, batch_size=B)  # warm-up step
-    t = time.perf_counter()
+    t = time.process_time()
     train_toy_sae(sae, fd, gen, training_samples=B * steps, batch_size=B)
-    e2e = time.perf_counter() - t
-    print(json.dumps({{"samples_per_s": B * steps / e2e}}))
+    print(json.dumps({{"samples_per_s": B * steps / (time.process_time() - t)}}))
 """)
 
 
 def saelens(arch: str, d: int, m: int, B: int, steps: int, l0: float, k: int, threads: int) -> float | None:
-    if not SAELENS_PYTHON.exists():
+    """SAELens end-to-end samples/s (CPU time), or None when sae_lens is not installed."""
+    if importlib.util.find_spec("sae_lens") is None:
         return None
     code = SAELENS_SCRIPT.format(threads=threads, d=d, m=m, B=B, steps=steps, l0=l0, arch=arch, k=k)
     env = {**os.environ, "TQDM_DISABLE": "1", "WANDB_MODE": "disabled"}
-    proc = subprocess.run([str(SAELENS_PYTHON), "-c", code], capture_output=True, text=True, env=env, cwd="/tmp")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/tmp")
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        print(f"  [SAELens run failed: {proc.stderr.strip().splitlines()[-1:] }]")
+        print(f"  [SAELens run failed: {proc.stderr.strip().splitlines()[-1:]}]")
         return None
     return json.loads(lines[-1])["samples_per_s"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer steps (smoke run)")
-    ap.add_argument("--steps-16k", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="few steps and one round (smoke run)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps-16k", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=1024)
+    ap.add_argument("--presets", default="toy,synthsaebench-16k", help="comma-separated world presets")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    rounds = 1 if args.quick else args.rounds
     B = args.batch_size
-    print(f"synthsae training benchmark  torch {torch.__version__}  threads {torch.get_num_threads()}  "
-          f"batch {B}  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
-    header = (f"{'world':>6} {'sae':>8} {'step ms':>9} {'matmul ms':>10} {'ratio':>6} {'synthsae samp/s':>16} "
-              f"{'SAELens samp/s':>15} {'speedup':>8}")
-    for kind in ("toy", "16k"):
-        world, desc, l0 = get_world(kind)
-        m = world.m if kind == "toy" else 16384
-        k = max(1, round(l0))
-        steps = (20 if args.quick else 100) if kind == "toy" else max(2, args.steps_16k)
-        print(f"\n{kind}: {desc}, SAE d={world.d} m={m}, mean L0 of the world {l0:.1f}, topk k={k}")
-        print(header)
-        mm = bare_matmuls(B, world.d, m, repeats=steps if kind == "toy" else 2)
-        for name, hp in (("topk", {"k": k}), ("relu_l1", {})):
-            st = step_time(name, hp, world, m, B, steps)
-            e2e = end_to_end(name, hp, world, m, B, steps)
-            sl = saelens(name if name == "topk" else "standard", world.d, m, B, steps, l0, k, args.threads)
+    print(f"synthsae training benchmark  torch {torch.__version__}  threads {torch.get_num_threads()}  batch {B}  "
+          f"rounds {rounds}  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  load {os.getloadavg()[0]:.1f}")
+    print(f"{'world':>5} {'sae':>8} {'state':>7} {'step ms':>9} {'matmul ms':>10} {'ratio':>6} "
+          f"{'synthsae samp/s':>16} {'SAELens samp/s':>15} {'speedup':>8}")
+    for preset in args.presets.split(","):
+        world = World.preset(preset)
+        l0 = float(world.firing_probabilities.sum())
+        m, k = world.m, max(1, round(l0))
+        steps = (10 if args.quick else 100) if preset == "toy" else max(2, args.steps_16k)
+        x = world.sample(B, seed=123).x
+        cases = [("topk", {"k": k}, None), ("relu_l1", {}, None), ("relu_l1", {}, l0)]
+        results = {i: {"step": [], "mm": [], "e2e": [], "sl": []} for i in range(len(cases))}
+        for _ in range(rounds):
+            for i, (name, hp, trained) in enumerate(cases):
+                r = results[i]
+                r["step"].append(step_time(name, hp, x, m, steps, trained))
+                r["mm"].append(bare_matmuls(B, world.d, m, repeats=3 if preset == "toy" else 1))
+                r["e2e"].append(end_to_end(name, hp, world, m, B, steps, trained))
+                if trained is None:  # SAELens's cost does not depend on the SAE's sparsity
+                    sl = saelens("topk" if name == "topk" else "standard", world.d, m, B, steps, l0, k, args.threads)
+                    if sl is not None:
+                        r["sl"].append(sl)
+        tag = "toy" if preset == "toy" else "16k"
+        print(f"# {preset}: d={world.d} m={m}, world mean L0 {l0:.1f}, topk k={k}, {steps} steps per timing")
+        saelens_of = {}
+        for i, (name, hp, trained) in enumerate(cases):
+            r = {key: statistics.median(v) if v else None for key, v in results[i].items()}
+            if r["sl"] is not None:
+                saelens_of[name] = r["sl"]
+            sl = saelens_of.get(name)
+            state = "init" if trained is None and name != "topk" else ("trained" if trained else "k-sparse")
             sl_txt = f"{sl:15.0f}" if sl else f"{'n/a':>15}"
-            sp_txt = f"{e2e / sl:7.1f}x" if sl else f"{'n/a':>8}"
-            print(f"{kind:>6} {name:>8} {st * 1e3:9.2f} {mm * 1e3:10.2f} {st / mm:6.2f} {e2e:16.0f} {sl_txt} {sp_txt}")
+            sp_txt = f"{r['e2e'] / sl:7.2f}x" if sl else f"{'n/a':>8}"
+            print(f"{tag:>5} {name:>8} {state:>7} {r['step'] * 1e3:9.2f} {r['mm'] * 1e3:10.2f} "
+                  f"{r['step'] / r['mm']:6.2f} {r['e2e']:16.0f} {sl_txt} {sp_txt}")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,14 @@ def _device(name: str | None):
     return None if name is None else resolve_device(name)
 
 
+def _set_threads(n: int) -> None:
+    if n < 1:
+        raise UserError(f"--threads {n} is invalid: the number of CPU threads must be at least 1")
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def _progress(args) -> bool:
     return not getattr(args, "quiet", False)
 
@@ -69,13 +77,8 @@ def cmd_demo(args) -> int:
     config = demo_config(samples=args.samples, variants=variants, eval_samples=args.eval_samples, seed=args.seed,
                          plots=not args.no_plots)
     _device(args.device)  # fail now on an unavailable device
-    import torch
-
     from synthsae.world import World
 
-    # The demo's matrices are tiny (d = 32, m = 256): extra CPU threads only add synchronisation,
-    # and with any other load on the machine OpenMP's spin-waiting made training ~20x slower.
-    torch.set_num_threads(1)
     print(World(config.world_config()).describe())
     print(f"\nTraining {len(config.sae)} SAEs ({', '.join(s.name for s in config.sae)}) on "
           f"{config.train.n_samples:,} samples each, then evaluating on {config.eval.n:,} fresh samples.")
@@ -257,6 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
     demo.add_argument("--no-plots", action="store_true", help="skip the PNG figures (faster)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    # The demo's matrices are tiny (d = 32, m = 256): extra CPU threads only add synchronisation,
+    # and with any other load on the machine OpenMP's spin-waiting made training ~20x slower.
+    demo.add_argument("--threads", type=int, default=1, metavar="N",
+                      help="torch CPU threads (default: %(default)s, fastest for the demo's tiny matrices)")
 
     run = sub.add_parser(
         "run", formatter_class=fmt, help="run one experiment from a TOML config, or a named recipe",
@@ -276,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--small", action="store_true", help="recipes: the CI-sized configuration")
     run.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's choice; 1 is often fastest for small models "
+                          "on a busy machine)")
 
     sweep = sub.add_parser(
         "sweep", formatter_class=fmt, help="run a grid of experiments (seeds x variants x hyperparameters)",
@@ -319,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation samples (default: %(default)s)")
     ev.add_argument("--out", metavar="DIR", help="write metrics.json, CSV tables and PNG plots here")
     ev.add_argument("--device", default=None)
+    ev.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's choice; 1 is often fastest for small models "
+                          "on a busy machine)")
 
     sub.add_parser("recipes", help="list the recipes (experiments that test published claims)")
     return parser
@@ -360,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "threads", None) is not None:
+            _set_threads(args.threads)
         if args.command == "run" and args.print_config:
             return _print_config(args)
         return COMMANDS[args.command](args)

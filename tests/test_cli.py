@@ -115,6 +115,7 @@ def test_world_save_and_bad_seed(tmp_path, capsys):
     (["demo", "--variants", "topk,nope"], "--variants = 'nope' is invalid"),
     (["demo", "--samples", "10"], "--samples = 10 is invalid"),
     (["evaluate", "nowhere", "--world", "toy"], "nowhere holds no saved SAE"),
+    (["demo", "--threads", "0"], "--threads 0 is invalid"),
 ])
 def test_user_errors_exit_2_without_traceback(argv, expected, capsys):
     assert main(argv) == 2
@@ -128,3 +129,12 @@ def test_help_has_examples(capsys):
             main([*command, "--help"])
         assert exit_.value.code == 0
         assert "example" in capsys.readouterr().out
+
+
+def test_threads_option_sets_torch_threads(monkeypatch, capsys):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    assert main(["run", "nosuchrecipe", "--threads", "3"]) == 2  # threads are set before the work starts
+    assert calls == [3]

@@ -87,7 +87,7 @@ def test_zero_gap_and_kkt_at_the_optimum(kind, nonneg, data):
     assert (off_excess[~on] <= tol.expand_as(z)[~on]).all()
     if inst.nonneg:
         assert (z >= 0).all()
-    # independent check of the optimal value; samples cvxpy fails on are a solver bug (xfail below)
+    # independent check of the optimal value (cvxpy certifies every planted problem: test below)
     ref = sparse_code(**inst.kwargs(), method="cvxpy", warn=False)
     prob = SparseCodingProblem.create(**inst.kwargs())
     ok = ref.converged
@@ -97,10 +97,6 @@ def test_zero_gap_and_kkt_at_the_optimum(kind, nonneg, data):
     assert (prob.gap(moved)[nonzero] > 0).all()
 
 
-@pytest.mark.xfail(strict=True, reason="solver bug (synthsae/solvers/cvxpy_ref.py): Clarabel at tolerance 1e-12 can "
-                   "stop with InsufficientProgress; cvxpy raises SolverError, the sample is left at z = 0 and is not "
-                   "certified (a retry at default tolerances + the exact refit would fix it). Also z* = 0 is never "
-                   "certified (see test_theory_closed_forms.py)")
 @given(sparse_coding_problems(kind="lasso", nonneg=True, n=st.just(2)))
 @settings(phases=[Phase.explicit, Phase.reuse, Phase.generate])  # stop at the first failure: no shrinking
 def test_cvxpy_reference_certifies_every_planted_problem(inst):

@@ -6,7 +6,6 @@ With D Dᵀ = I the problem separates per coordinate (plus the part of x outside
 not depend on z), so each z_j minimises ½(z_j − c_j)² + λ1 w_j |z_j| + (λ2/2) z_j², c = xDᵀ.
 """
 
-import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,15 +68,16 @@ def test_cvxpy_reference_equals_the_closed_form(problem):
     """**Claim**: as above, checked against the transparent reference (cvxpy + Clarabel).
     **Source**: as above.
     **Conditions**: as above.
-    **Check**: the objective of the cvxpy solution is within 1e-8 (relative) of the closed-form
-    objective, and the solution of method "cvxpy" equals the formula to 1e-9.
+    **Check**: method "cvxpy" certifies its solution (z* = 0 included), which equals the formula to
+    1e-9 with the same support, and its objective is within 1e-8 (relative) of the closed form's.
     """
     X, D, l1, l2, w, nonneg = problem
     want = closed_form(X, D, l1, l2, w, nonneg)
-    # the zero solution is not certified by "cvxpy" (see the xfail test below): compare values only
     res = sparse_code(X, D, l1, l2, weights=w, nonneg=nonneg, method="cvxpy", warn=False)
     prob = SparseCodingProblem.create(X, D, l1, l2, w, nonneg)
+    assert res.all_converged
     assert torch.allclose(res.z, want, rtol=0, atol=1e-9)
+    assert torch.equal(res.support, want != 0)
     assert torch.allclose(prob.objective(res.z), prob.objective(want), rtol=1e-8, atol=1e-12)
 
 
@@ -102,9 +102,6 @@ def test_soft_thresholding_is_not_the_lasso_once_atoms_are_correlated():
     assert violations == sorted(violations)
 
 
-@pytest.mark.xfail(strict=True, reason="solver bug (synthsae/solvers/cvxpy_ref.py, certified_refit): when the "
-                   "optimum is z = 0 the candidate supports |z̃_j| > level·max|z̃| are never empty, so the raw "
-                   "interior-point point (entries ~1e-14) is returned and its KKT certificate fails")
 def test_cvxpy_certifies_the_zero_solution():
     """**Claim**: when every |c_j| = |d_j·x| ≤ λ1 w_j the closed form is z = 0, and the reference
     solver returns it with a passing certificate.

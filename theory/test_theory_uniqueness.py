@@ -7,16 +7,12 @@ is unique when the atoms in E are linearly independent (his Lemma 2); atoms in g
 (his Lemma 3 / Lemma 14).
 """
 
-import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from synthsae.solvers import SparseCodingProblem, sparse_code
 from synthsae.testing.dictionaries import gaussian_dictionary
-
-# solutions with d non-zeros fall back to slower solvers (see the xfail below): fewer examples.
-FEW = max(6, settings.default.max_examples // 3)
 
 
 def equicorrelation_set(X, D, z, l1, rtol=1e-9):
@@ -26,7 +22,6 @@ def equicorrelation_set(X, D, z, l1, rtol=1e-9):
 
 @given(d=st.integers(2, 6), ratio=st.sampled_from([2, 3, 4]), l1=st.floats(0.005, 0.5),
        seed=st.integers(0, 2**31 - 1))
-@settings(max_examples=FEW)
 def test_general_position_gives_a_unique_solution_with_at_most_d_nonzeros(d, ratio, l1, seed):
     """**Claim**: if the atoms are in general position, the Lasso solution is unique and has at most
     d non-zeros, even when m ≫ d.
@@ -78,9 +73,6 @@ def test_duplicate_atoms_break_uniqueness_and_the_d_bound():
     assert int(E.sum()) == 4 and int(torch.linalg.matrix_rank(D[E])) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="solver limitation (synthsae/solvers/active_set.py): when the Lasso "
-                   "solution has d non-zeros (small λ1, m > d), the active set stops instead of swapping an atom "
-                   "out, and the sample falls back to FISTA/cvxpy under method='auto' (correct but 10-100x slower)")
 def test_active_set_certifies_full_size_supports():
     """**Claim**: the Lasso solution with |S| = d exists (claim above) and the active-set method finds it.
     **Source**: Tibshirani 2013 (|S| ≤ d is attained generically as λ1 → 0); Lawson–Hanson swaps.

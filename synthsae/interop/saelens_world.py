@@ -22,8 +22,8 @@ Exactness. The dictionary from a config equals SAELens's up to float round-off o
 (we compute the same loss with our own code; ~1e-6); a loaded dictionary is identical. The forest,
 probabilities, magnitudes, correlation factor and bias are identical. The returned world's config
 records the laws (probabilities and per-feature magnitudes explicitly); the forest, dictionary and
-correlation factor live in its state (kept by `World.save`), so `World(world.config)` does not
-rebuild them.
+correlation factor live in its state (kept by `World.save`, returned by `world.state()`), so
+`World(world.config)` does not rebuild them: use `World.from_state(world.config, world.state())`.
 
 Known differences (each raised as a `SAELensCompatibilityWarning` when it matters for a config):
 SAELens gates a child on its parent's *value* being > 0 and lets only siblings with value > 0
@@ -47,7 +47,7 @@ from synthsae.io import load_tensors, read_json
 from synthsae.world.correlation import LowRank
 from synthsae.world.firing import Vector
 from synthsae.world.geometry import Given
-from synthsae.world.hierarchy import Forest, HierarchyConfig, base_probabilities
+from synthsae.world.hierarchy import Forest, HierarchyConfig, base_probabilities, first_order_factors
 from synthsae.world.magnitudes import NormalRelu
 from synthsae.world.noise import Noise
 from synthsae.world.profiles import Values
@@ -291,23 +291,8 @@ def saelens_correction_factors(p: torch.Tensor, roots: list[_Node]) -> torch.Ten
     first-order approximation: the resulting marginals are not the configured ones (for SynthSAEBench's
     all-exclusive forest the expected L0 is about 34.5 instead of sum(p) = 59.1).
     """
-    factors = torch.ones(p.shape[0], dtype=p.dtype)
-
-    def visit(node: _Node, parent_p: float) -> None:
-        if parent_p > 0:
-            factors[node.feature] = 1.0 / parent_p
-        own = p[node.feature].item()
-        for child in node.children:
-            visit(child, own)
-        if node.exclusive and len(node.children) >= 2 and own > 0:
-            child_p = [p[c.feature].item() for c in node.children]
-            total = sum(child_p)
-            for child, pc in zip(node.children, child_p):
-                factors[child.feature] *= 1.0 + max(0.0, total - pc) / own
-
-    for root in roots:
-        visit(root, 1.0)
-    return factors
+    forest, _ = _forest_tensors(roots, p.shape[0])
+    return first_order_factors(forest, p)
 
 
 # ---- dictionary ------------------------------------------------------------------------------------
@@ -477,7 +462,7 @@ def _assemble(cfg, D, bias, q, roots, scale, factor, mean, std, hierarchy, dicti
         correlation=corr_cfg, hierarchy=hier_cfg,
         magnitudes=NormalRelu(mean=_param(mean), std=_param(std)),
         noise=Noise(std=0.0, bias_norm=float(bias.norm())), seed=int(cfg.get("seed") or 0))
-    return World(config, _state=state)
+    return World.from_state(config, state)
 
 
 def _param(values: torch.Tensor) -> float | Values:
@@ -510,5 +495,6 @@ def _warn_differences(forest: Forest, q, mean, std, scale: bool, hierarchy: dict
     if hierarchy and hierarchy.get("compensate_probabilities", False):
         _warn("SAELens's compensate_probabilities is a first-order correction: the marginals it produces are not "
               "the configured probabilities (mutually exclusive siblings stay below target). Reproduced for "
-              "equivalence; synthsae's HierarchyConfig(compensate=True) solves for the exact marginals.")
+              "equivalence (as HierarchyConfig(compensate='first_order') does); compensate='exact' solves for the "
+              "exact marginals.")
 

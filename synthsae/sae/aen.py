@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from synthsae.errors import require
-from synthsae.sae import common
+from synthsae.sae import common, sparse
 from synthsae.sae.base import SAE, SAEConfig, TrainOutput, register
 
 EMA_FLOOR = 1e-5
@@ -107,17 +107,24 @@ class AENSAE(SAE):
         return 1.0 + (self.adaptive_weights() - 1.0) * f
 
     def forward_train(self, x: torch.Tensor, step: int) -> TrainOutput:
-        h = F.relu(self.pre_acts(x))
-        x_hat = self.decode(h)
+        a = self.pre_acts(x)
         w = self.effective_weights(step)
+        active = sparse.active_relu(a)
+        if active is not None:  # large dictionary, sparse codes: work on the non-zeros only
+            h, x_hat = active.codes, active.decode(self.W_dec, self.b_dec)
+            l1, sq = active.penalty(w), (active.vals.pow(2).sum() / h.shape[0])
+        else:
+            h = F.relu(a)
+            x_hat = self.decode(h)
+            l1, sq = (h @ w).mean(), h.pow(2).sum(dim=1).mean()  # h >= 0, so |h| = h
         c = self.config
         terms = {
             "mse": common.mse(x, x_hat),
-            "l1": c.l1_coefficient * self.sparsity_scale(step) * (h @ w).mean(),  # h >= 0, so |h| = h
-            "l2": c.l2_coefficient * h.pow(2).sum(dim=1).mean(),
+            "l1": c.l1_coefficient * self.sparsity_scale(step) * l1,
+            "l2": c.l2_coefficient * sq,
         }
         terms["total"] = terms["mse"] + terms["l1"] + terms["l2"]
-        return TrainOutput(x_hat, h, terms)
+        return TrainOutput(x_hat, h, terms, fired=None if active is None else active.fired())
 
     @torch.no_grad()
     def update(self, out: TrainOutput, step: int) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from synthsae.sae import sparse
+
 
 # ---- initialization ---------------------------------------------------------------------------
 def random_unit_rows(m: int, d: int, gen: torch.Generator) -> torch.Tensor:
@@ -62,8 +64,8 @@ def remove_parallel_grad_(W: torch.Tensor) -> None:
     """
     if W.grad is None:
         return
-    parallel = (W.grad * W).sum(dim=1, keepdim=True)
-    W.grad.sub_(parallel * W)
+    parallel = torch.einsum("ij,ij->i", W.grad, W).unsqueeze(1)  # (m, 1); a batched dot, no (m, d) temporary
+    W.grad.addcmul_(parallel, W, value=-1.0)
 
 
 def decoder_norm_weighted(codes: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
@@ -81,31 +83,6 @@ def l1(codes: torch.Tensor) -> torch.Tensor:
 def mse(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """Mean over all elements of (x - x_hat)^2 (not summed over d; see base module docstring)."""
     return (x - x_hat).pow(2).mean()
-
-
-# ---- sparse decoding --------------------------------------------------------------------------
-# Sparse decoding pays off only for large, very sparse dictionaries: below this many latents, or
-# above this density k/m, a dense (n, m) x (m, d) matmul is faster (measured on CPU with
-# benchmarks/train.py: at m = 512, k = 8 the embedding-bag backward costs ~6x the dense matmul).
-SPARSE_DECODE_MIN_M = 4096
-SPARSE_DECODE_MAX_DENSITY = 1 / 32
-
-
-def decode_topk(idx: torch.Tensor, vals: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
-    """sum_k vals[b, k] W_dec[idx[b, k]] for idx, vals (n, k) -> (n, d).
-
-    For large sparse dictionaries, an embedding bag (O(n k d), no dense (n, m) matmul); otherwise
-    the dense product of the scattered codes.
-    """
-    m = W_dec.shape[0]
-    if m >= SPARSE_DECODE_MIN_M and idx.shape[1] <= SPARSE_DECODE_MAX_DENSITY * m:
-        return F.embedding_bag(idx, W_dec, per_sample_weights=vals, mode="sum")
-    return scatter_codes(idx, vals, m) @ W_dec
-
-
-def scatter_codes(idx: torch.Tensor, vals: torch.Tensor, m: int) -> torch.Tensor:
-    """Dense (n, m) codes with vals (n, k) at columns idx (n, k), zeros elsewhere."""
-    return torch.zeros(idx.shape[0], m, dtype=vals.dtype, device=vals.device).scatter(1, idx, vals)
 
 
 # ---- dead latents -----------------------------------------------------------------------------
@@ -132,7 +109,7 @@ def auxk_loss(residual: torch.Tensor, pre_acts: torch.Tensor, dead: torch.Tensor
     k = min(k_aux, n_dead)
     masked = pre_acts.masked_fill(~dead, float("-inf"))
     vals, idx = masked.topk(k, dim=1, sorted=False)
-    e_hat = decode_topk(idx, F.relu(vals), W_dec)
+    e_hat = sparse.decode_topk(idx, F.relu(vals), W_dec)
     return (residual.detach() - e_hat).pow(2).mean()
 
 

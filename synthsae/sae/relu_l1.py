@@ -17,7 +17,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from synthsae.sae import common
+from synthsae.sae import common, sparse
 from synthsae.sae.base import SAE, SAEConfig, TrainOutput, register
 
 
@@ -48,13 +48,16 @@ class ReluL1SAE(SAE):
         return F.relu(self.pre_acts(self._check_input(x)))
 
     def forward_train(self, x: torch.Tensor, step: int) -> TrainOutput:
-        z = F.relu(self.pre_acts(x))
-        x_hat = self.decode(z)
-        if self.config.decoder_norm_penalty:
-            penalty = common.decoder_norm_weighted(z, self.W_dec)
+        a = self.pre_acts(x)
+        norms = self.W_dec.norm(dim=1) if self.config.decoder_norm_penalty else None
+        active = sparse.active_relu(a)
+        if active is not None:  # large dictionary, sparse codes: work on the non-zeros only
+            z, x_hat, penalty = active.codes, active.decode(self.W_dec, self.b_dec), active.penalty(norms)
         else:
-            penalty = common.l1(z)
+            z = F.relu(a)
+            x_hat = self.decode(z)
+            penalty = common.l1(z) if norms is None else common.decoder_norm_weighted(z, self.W_dec)
         terms = {"mse": common.mse(x, x_hat),
                  "l1": self.config.l1_coefficient * self.sparsity_scale(step) * penalty}
         terms["total"] = terms["mse"] + terms["l1"]
-        return TrainOutput(x_hat, z, terms)
+        return TrainOutput(x_hat, z, terms, fired=None if active is None else active.fired())

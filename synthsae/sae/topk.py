@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from synthsae.errors import require
-from synthsae.sae import common
+from synthsae.sae import common, sparse
 from synthsae.sae.base import SAE, SAEConfig, TrainOutput, register
 
 
@@ -59,12 +59,12 @@ class TopKSAE(SAE):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         idx, vals = self.select(self.pre_acts(self._check_input(x)))
-        return common.scatter_codes(idx, vals, self.config.m)
+        return sparse.scatter_codes(idx, vals, self.config.m)
 
     def forward_train(self, x: torch.Tensor, step: int) -> TrainOutput:
         a = self.pre_acts(x)
         idx, vals = self.select(a)
-        x_hat = common.decode_topk(idx, vals, self.W_dec) + self.b_dec
+        x_hat = sparse.decode_topk(idx, vals, self.W_dec) + self.b_dec
         terms = {"mse": common.mse(x, x_hat)}
         terms["aux"] = self.config.aux_coefficient * common.auxk_loss(
             x - x_hat, a, self.dead_mask(), self.config.resolved_aux_k, self.W_dec)

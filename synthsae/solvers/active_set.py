@@ -1,12 +1,16 @@
 """Batched active-set solver (feature-sign / Lawson–Hanson style), exact in float64.
 
 Each outer step adds the atoms that violate their KKT condition most (sign = sign of the gradient),
-then refits exactly on the support (`refit`). If the refit flips a sign, we move from the current
-point towards the refit until the first coordinate reaches zero, drop it, and refit again
-(Lawson–Hanson). The objective decreases at every step, so supports do not cycle in exact
-arithmetic; a sample stops costing as soon as no zero coordinate violates KKT. Samples whose
-support system is singular or that exhaust `max_iter` are returned as they are and fail their
-certificate (the `auto` method then falls back). Atoms are rows of D.
+then refits exactly on the support (`refit.factorize`). If the refit flips a sign, we move from the
+current point towards the refit until the first coordinate reaches zero, drop it, and refit again
+(Lawson–Hanson); the refits after a drop reuse the support's Cholesky factor
+(`SupportFactor.solve_without`), so a step costs one factorization however many atoms it drops.
+When a Lasso support would exceed d atoms (its system is singular), a swap moves along the null
+space of the support's atoms until an old atom reaches zero (`_null_step`). The objective decreases
+at every step, so supports do not cycle in exact arithmetic; a sample stops costing as soon as no
+zero coordinate violates KKT. Samples whose support system is singular in another way or that
+exhaust `max_iter` are returned as they are and fail their certificate (the `auto` method then
+falls back). Atoms are rows of D.
 
 Warm start: when supports are large, growing them from zero takes many refits, so the solver first
 predicts the sign pattern with a cheap float32 FISTA run (`screen.predict_signs`) and starts from
@@ -20,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from synthsae.solvers.methods import METHODS
-from synthsae.solvers.refit import neg_gradient, refit
+from synthsae.solvers.refit import factorize, neg_gradient, scatter_slots
 from synthsae.solvers.screen import predict_signs
 
 # KKT allowance for zero coordinates, relative to (λ1 w_j + max_j |d_j·x|): rounding only.
@@ -77,7 +81,7 @@ def _active_set(problem, max_iter, signs=None):
     single = torch.zeros(n, dtype=torch.bool, device=c.device)  # back to one atom per step
     delta = KKT_DELTA * (pen + c.abs().amax(1, keepdim=True))
     if signs is not None:
-        _lawson_hanson(A, c, pen, z, s, torch.arange(n, device=c.device), live)
+        _lawson_hanson(A, c, pen, z, s, torch.arange(n, device=c.device), live, l2 == 0)
         # A predicted support can be singular (e.g. more than d atoms at λ2 = 0): start those from zero.
         cold = ~live
         z[cold], s[cold], live[cold] = 0.0, 0.0, True
@@ -113,7 +117,7 @@ def _active_set(problem, max_iter, signs=None):
         before = cur != 0
         cur = cur.scatter(1, j, torch.where(new, sg, cur.gather(1, j)))
         s.index_copy_(0, rows, cur)
-        _lawson_hanson(A, c, pen, z, s, rows, live)
+        _lawson_hanson(A, c, pen, z, s, rows, live, l2 == 0)
         # A step that changed nothing (all entering atoms left again) would repeat forever;
         # with one atom per step the entering sign is provably right (exact arithmetic).
         single[rows[(_take(s, rows, n) != 0).eq(before).all(1)]] = True
@@ -132,30 +136,87 @@ def _take(t, rows, n):
     return t if len(rows) == n else t.index_select(0, rows)
 
 
-def _lawson_hanson(A, c, pen, z, s, rows, live):
-    """Refit `rows` on their sign patterns, stepping back to stay sign-consistent (in place)."""
-    sub, n = rows, z.shape[0]
-    for _ in range(z.shape[1] + 1):
-        if len(sub) == 0:
-            return
-        sgn = _take(s, sub, n)
-        mask = sgn != 0
-        zn, ok = refit(A, _take(c, sub, n), _take(pen, sub, n), mask, sgn)
-        bad = mask & (zn * sgn <= 0)
-        clean = ok & ~bad.any(1)
-        if bool(clean.all()):
-            z.index_copy_(0, sub, zn)
-            return
-        live[sub[~ok]] = False  # singular support system: leave the sample uncertified
-        fine = clean.nonzero().flatten()
-        z.index_copy_(0, sub[fine], zn.index_select(0, fine))
-        keep = (ok & ~clean).nonzero().flatten()
-        sub, zn, bad, sgn = sub[keep], zn.index_select(0, keep), bad.index_select(0, keep), sgn.index_select(0, keep)
-        zo = z.index_select(0, sub)
-        den = zo - zn
-        ratio = torch.where(bad, torch.where(den != 0, zo / den, torch.zeros_like(den)), float("inf"))
-        alpha = ratio.min(1).values.clamp(0, 1)
-        znew = zo + alpha[:, None] * (zn - zo)
-        drop = bad & (ratio <= alpha[:, None])
-        z.index_copy_(0, sub, torch.where(drop, torch.zeros_like(znew), znew))
-        s.index_copy_(0, sub, torch.where(drop, torch.zeros_like(sgn), sgn))
+def _lawson_hanson(A, c, pen, z, s, rows, live, null_steps):
+    """Refit `rows` on their sign patterns, stepping back to stay sign-consistent (in place).
+
+    Each support is factored once (`factorize`); the atoms that the steps drop are then held at
+    zero through the same factor (`SupportFactor.solve_without`), so a drop costs no new factorization.
+    A singular support system (a Lasso support of d + 1 atoms, `null_steps`) is first resolved by
+    a swap (`_null_step`); where that is impossible the sample is left uncertified.
+    """
+    n, m = z.shape
+    sgn = _take(s, rows, n)
+    for f in factorize(A, _take(c, rows, n), _take(pen, rows, n), sgn != 0, sgn):
+        singular = rows[f.rows[~f.ok]]
+        if len(singular):
+            swapped = _null_step(A, pen, z, s, singular) if null_steps else torch.zeros_like(singular, dtype=torch.bool)
+            live[singular[~swapped]] = False  # leave the sample uncertified
+            if bool(swapped.any()):
+                _lawson_hanson(A, c, pen, z, s, singular[swapped], live, null_steps)
+        f = f.select(f.ok.nonzero().flatten())
+        if len(f.rows) == 0:
+            continue
+        sub = rows[f.rows]
+        zo = z.index_select(0, sub).gather(1, f.idx.clamp(max=m - 1)) * f.valid  # current point, slot order
+        sg = sgn.index_select(0, f.rows).gather(1, f.idx.clamp(max=m - 1)) * f.valid
+        dropped = torch.zeros_like(f.valid)
+        done = torch.zeros_like(f.ok)
+        zn = f.u
+        for _ in range(f.idx.shape[1] + 1):
+            bad = f.valid & ~dropped & (zn * sg <= 0)
+            clean = ~bad.any(1)
+            fin = (clean & ~done).nonzero().flatten()
+            if len(fin):
+                idx = f.idx.index_select(0, fin)
+                z.index_copy_(0, sub[fin], scatter_slots(zn.index_select(0, fin), idx, m))
+                s.index_copy_(0, sub[fin], scatter_slots(torch.where(dropped, 0.0, sg).index_select(0, fin), idx, m))
+                done |= clean
+                if bool(done.all()):
+                    break
+                if 2 * int(done.sum()) >= len(done):  # compact only when half are done (copies of L are costly)
+                    keep = (~done).nonzero().flatten()
+                    f, sub, done = f.select(keep), sub[keep], done[keep]
+                    zo, zn, sg, dropped, bad = (t.index_select(0, keep) for t in (zo, zn, sg, dropped, bad))
+            # step from zo towards zn until the first coordinate reaches zero, drop it, refit without it
+            den = zo - zn
+            ratio = torch.where(bad, torch.where(den != 0, zo / den, torch.zeros_like(den)), float("inf"))
+            alpha = ratio.min(1).values.clamp(0, 1)
+            dropped = dropped | (bad & (ratio <= alpha[:, None]))
+            zo = torch.where(dropped, torch.zeros_like(zo), zo + alpha[:, None] * (zn - zo))
+            zn = f.solve_without(dropped)
+
+
+def _null_step(A, pen, z, s, rows):
+    """Swap for Lasso supports whose system is singular (d + 1 atoms in R^d, or dependent atoms).
+
+    With v in the null space of the support's atoms (vD = 0, from G_SS v = 0), moving z along v
+    keeps the residual; the ℓ1 term changes at rate Σ λ1 w_i s_i v_i, which is negative for the
+    orientation in which the entering atoms (z_i = 0) move with their signs, because they violate
+    KKT (derivation: Σ_i v_i (D r)_i = 0 and (D r)_i = λ1 w_i s_i on the old support). So step along v
+    until the first old coordinate reaches zero and drop it: the objective decreases and the support
+    shrinks by one. Updates z and s in place; returns, per row, whether the swap was made (False:
+    not a rank-one deficiency or no descent, the sample is then left uncertified).
+    """
+    done = torch.zeros(len(rows), dtype=torch.bool, device=z.device)
+    for k, i in enumerate(rows.tolist()):  # rare (one swap per excess atom): a loop is clear and cheap
+        S = (s[i] != 0).nonzero().flatten()
+        evals, evecs = torch.linalg.eigh(A[S][:, S])
+        if not bool(evals[0] <= 1e-10 * evals[-1]) or (len(S) > 1 and not bool(evals[1] > 1e-10 * evals[-1])):
+            continue  # not singular, or a null space of dimension > 1
+        v, zi, si = evecs[:, 0], z[i, S], s[i, S]
+        slope = (pen[i, S] * si * v).sum()
+        v = -v if slope > 0 else v
+        entering = zi == 0
+        if not bool(slope.abs() > 0) or not bool((v[entering] * si[entering] >= 0).all()):
+            continue
+        block = zi * v < 0
+        if not bool(block.any()):
+            continue
+        t = torch.where(block, -zi / v, float("inf"))
+        hit = int(t.argmin())
+        zi = zi + t[hit] * v
+        zi[hit] = 0.0
+        z[i, S] = zi
+        s[i, S[hit]] = 0.0
+        done[k] = True
+    return done

@@ -158,10 +158,12 @@ class SparseCodingProblem:
         return sub
 
     # ---- primal, dual, gap, KKT ----------------------------------------------------------------
-    def objective(self, z: torch.Tensor) -> torch.Tensor:
+    # Each takes optional precomputed pieces (r = x − zD, u = D r per sample) so that `certify`
+    # forms the residual and its correlations once instead of once per quantity.
+    def objective(self, z: torch.Tensor, r: torch.Tensor | None = None) -> torch.Tensor:
         """P(z) per sample (n,), float64; +inf where a nonneg problem gets a negative entry."""
         z = z.to(F64)
-        r = self.X - z @ self.D
+        r = self.X - z @ self.D if r is None else r
         p = 0.5 * (r * r).sum(1) + (self.penalty * z.abs()).sum(1) + 0.5 * self.l2 * (z * z).sum(1)
         if self.nonneg:
             p = torch.where((z < 0).any(1), torch.full_like(p, float("inf")), p)
@@ -170,15 +172,19 @@ class SparseCodingProblem:
     def dual_point(self, z: torch.Tensor) -> torch.Tensor:
         """The dual point θ(z) (n, d) built from the residual r = x − zD (see module docstring)."""
         r = self.X - z.to(F64) @ self.D
-        if self.l2 > 0:
-            return r
-        u = r @ self.D.T
-        ratio = (u if self.nonneg else u.abs()) / self.penalty
-        return r / ratio.max(1).values.clamp(min=1.0)[:, None]
+        return self._dual_point(r, r @ self.D.T)[0]
 
-    def dual(self, theta: torch.Tensor) -> torch.Tensor:
-        """Dual(θ) per sample (n,); −inf where θ is infeasible (λ2 = 0)."""
-        u = theta @ self.D.T
+    def _dual_point(self, r: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """θ and D θ per sample from r and u = D r."""
+        if self.l2 > 0:
+            return r, u
+        ratio = (u if self.nonneg else u.abs()) / self.penalty
+        scale = ratio.max(1).values.clamp(min=1.0)[:, None]
+        return r / scale, u / scale
+
+    def dual(self, theta: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+        """Dual(θ) per sample (n,); −inf where θ is infeasible (λ2 = 0). u: D θ if already known."""
+        u = theta @ self.D.T if u is None else u
         val = (self.X * theta).sum(1) - 0.5 * (theta * theta).sum(1)
         excess = (u if self.nonneg else u.abs()) - self.penalty
         if self.l2 > 0:
@@ -190,13 +196,14 @@ class SparseCodingProblem:
         """Duality gap P(z) − Dual(θ(z)) per sample, float64 (≥ 0 up to rounding)."""
         return self.objective(z) - self.dual(self.dual_point(z))
 
-    def kkt_violation(self, z: torch.Tensor) -> torch.Tensor:
+    def kkt_violation(self, z: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
         """Largest violation of the optimality conditions per sample, relative to
         scale_i = max(max_j |d_j·x_i|, max_j λ1 w_ij). With g = D r − λ2 z:
         z_j > 0: |g_j − λ1 w_j|;  z_j < 0: |g_j + λ1 w_j| (nonneg: infeasible, +inf);
-        z_j = 0: (|g_j| − λ1 w_j)₊ (nonneg: (g_j − λ1 w_j)₊)."""
+        z_j = 0: (|g_j| − λ1 w_j)₊ (nonneg: (g_j − λ1 w_j)₊). u: D r if already known."""
         z = z.to(F64)
-        g = (self.X - z @ self.D) @ self.D.T - self.l2 * z
+        u = (self.X - z @ self.D) @ self.D.T if u is None else u
+        g = u - self.l2 * z if self.l2 else u
         pen = self.penalty
         off = ((g if self.nonneg else g.abs()) - pen).clamp(min=0)
         v = torch.where(z > 0, (g - pen).abs(), torch.where(z < 0, (g + pen).abs(), off))
@@ -207,10 +214,13 @@ class SparseCodingProblem:
 
     def certify(self, z: torch.Tensor, tol: float, kkt_tol: float) -> dict[str, torch.Tensor]:
         """Objective, gap, relative gap = gap / max(objective, tiny), KKT violation, converged."""
-        obj = self.objective(z)
-        gap = obj - self.dual(self.dual_point(z))
+        z = z.to(F64)
+        r = self.X - z @ self.D
+        u = r @ self.D.T
+        obj = self.objective(z, r)
+        gap = obj - self.dual(*self._dual_point(r, u))
         rel = gap / obj.clamp(min=torch.finfo(F64).tiny)
         rel = torch.where(gap == 0, torch.zeros_like(rel), rel)
-        kkt = self.kkt_violation(z)
+        kkt = self.kkt_violation(z, u)
         conv = (rel <= tol) & (kkt <= kkt_tol) & torch.isfinite(obj)
         return {"objective": obj, "gap": gap, "rel_gap": rel, "kkt_violation": kkt, "converged": conv}

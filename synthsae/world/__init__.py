@@ -1,7 +1,7 @@
 """Ground truth: dictionary geometry, firing, correlation, hierarchy, magnitudes, noise -> `World`."""
 
 from synthsae.world.codes import Batch, SparseCodes
-from synthsae.world.correlation import CORRELATIONS, Block, Full, LowRank
+from synthsae.world.correlation import CORRELATIONS, Block, CorrelationRepairWarning, Full, LowRank, nearest_correlation
 from synthsae.world.firing import FIRING, Constant, ExactlyK, Geometric, LinearLaw, Vector, Zipf
 from synthsae.world.geometry import (GEOMETRIES, Coherence, Gaussian, Given, Orthonormal, Spiked, Subspaces,
                                      TightFrame, coherence)
@@ -17,7 +17,7 @@ __all__ = [
     "World", "WorldConfig", "Batch", "SparseCodes", "Noise", "HierarchyConfig", "PRESETS",
     "GEOMETRIES", "Gaussian", "Orthonormal", "Coherence", "Spiked", "Subspaces", "Given", "TightFrame", "coherence",
     "FIRING", "Constant", "Zipf", "LinearLaw", "Geometric", "Vector", "ExactlyK",
-    "CORRELATIONS", "Full", "Block", "LowRank",
+    "CORRELATIONS", "Full", "Block", "LowRank", "nearest_correlation", "CorrelationRepairWarning",
     "MAGNITUDES", "ConstantMagnitude", "Uniform", "LogNormal", "FoldedNormalMagnitude", "NormalRelu", "Exponential",
     "PROFILES", "Linear", "FoldedNormal", "Values",
 ]

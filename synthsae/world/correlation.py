@@ -7,7 +7,9 @@ O(n m r) for rank-r structure), unlike independent firing, which is sparse.
 
 Three structures (family `CORRELATIONS`), each giving g = eta F^T + sqrt(diag) * eps with
 eta ~ N(0, I_r), eps ~ N(0, I_m):
-- `full`: a given matrix (validated: symmetric, unit diagonal, PSD; never silently repaired).
+- `full`: a given matrix (validated: symmetric, unit diagonal, PSD; never silently repaired:
+  `repair=True` replaces an invalid one by the nearest correlation matrix, with a warning that
+  says what changed).
 - `block`: consecutive blocks of `size` features with within-block correlation `rho` >= 0.
 - `low_rank`: C = F F^T + diag(1 - rowsum(F^2)) with F ~ scale * N(0, 1), shape (m, rank).
 """
@@ -15,6 +17,7 @@ eta ~ N(0, I_r), eps ~ N(0, I_m):
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import torch
 
@@ -37,14 +40,93 @@ class Correlation(Config):
 @CORRELATIONS.register("full")
 @dataclasses.dataclass(frozen=True)
 class Full(Correlation):
-    """A given m x m correlation matrix (rows as lists)."""
+    """A given m x m correlation matrix (rows as lists).
+
+    repair: False (default): a matrix that is not symmetric, not unit-diagonal or not PSD raises
+    ValueError. True: it is replaced by the nearest correlation matrix (`nearest_correlation`) and a
+    `CorrelationRepairWarning` states exactly what changed; a valid matrix is used as given.
+    """
 
     kind = "full"
     matrix: tuple[tuple[float, ...], ...] = ()
+    repair: bool = False
 
     def factors(self, m, generator):
         C = torch.tensor(self.matrix, dtype=torch.float64)
+        if self.repair and C.shape == (m, m) and bool(torch.isfinite(C).all()) and not _is_correlation(C):
+            C, record = nearest_correlation(C)
+            warnings.warn(f"correlation(full).matrix was repaired (repair=True): {record}", CorrelationRepairWarning,
+                          stacklevel=2)
         return full_factor(C, m), torch.zeros(m, dtype=torch.float64)
+
+
+class CorrelationRepairWarning(UserWarning):
+    """A correlation matrix given with repair=True was changed; the message says how much."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RepairRecord:
+    """What `nearest_correlation` changed. asymmetry: max |C - C^T| of the input; diagonal: max
+    |C_jj - 1| of the input; min_eigenvalue: the smallest eigenvalue of the symmetrized input;
+    max_change: max |C_new - C| over all entries; frobenius: ||C_new - C||_F; iterations: of the
+    alternating projections."""
+
+    asymmetry: float
+    diagonal: float
+    min_eigenvalue: float
+    max_change: float
+    frobenius: float
+    iterations: int
+
+    def __str__(self) -> str:
+        return (f"input asymmetry max |C - C^T| = {self.asymmetry:.3g}, diagonal error max |C_jj - 1| = "
+                f"{self.diagonal:.3g}, smallest eigenvalue {self.min_eigenvalue:.4g}; entries changed by up to "
+                f"{self.max_change:.3g} (Frobenius distance {self.frobenius:.3g}, {self.iterations} iterations)")
+
+
+def _is_correlation(C: torch.Tensor, tol: float = 1e-8) -> bool:
+    if float((C - C.T).abs().max()) > tol or float((torch.diagonal(C) - 1).abs().max()) > tol:
+        return False
+    return float(torch.linalg.eigvalsh(C).min()) >= -tol
+
+
+def nearest_correlation(C: torch.Tensor, tol: float = 1e-10, max_iter: int = 1000) -> tuple[torch.Tensor, RepairRecord]:
+    """The correlation matrix nearest to C (m, m) in Frobenius norm, and a record of what changed.
+
+    C is symmetrized, then Higham's alternating projections (with Dykstra's correction) alternate
+    between the PSD cone (eigenvalues clipped at 0) and the unit-diagonal matrices (N. Higham,
+    "Computing the nearest correlation matrix", IMA J. Numer. Anal. 22, 2002). A last PSD projection
+    rescaled to unit diagonal makes the result exactly unit-diagonal and PSD. float64 throughout.
+    """
+    C = C.double()
+    asym = float((C - C.T).abs().max()) if len(C) else 0.0
+    diag = float((torch.diagonal(C) - 1).abs().max()) if len(C) else 0.0
+    Y = (C + C.T) / 2
+    min_eig = float(torch.linalg.eigvalsh(Y).min()) if len(C) else 0.0
+    correction = torch.zeros_like(Y)
+    iterations = 0
+    for iterations in range(1, max_iter + 1):
+        R = Y - correction
+        X = _psd_part(R)
+        correction = X - R
+        previous, Y = Y, X.clone()
+        Y.fill_diagonal_(1.0)
+        if float((Y - previous).norm()) <= tol * max(1.0, float(Y.norm())):
+            break
+    X = _psd_part(Y)
+    scale = torch.diagonal(X).clamp_min(1e-300).rsqrt()
+    out = X * scale[:, None] * scale[None, :]
+    out = (out + out.T) / 2
+    out.fill_diagonal_(1.0)
+    change = out - C
+    return out, RepairRecord(asym, diag, min_eig, float(change.abs().max()) if len(C) else 0.0,
+                             float(change.norm()), iterations)
+
+
+def _psd_part(A: torch.Tensor) -> torch.Tensor:
+    """The nearest PSD matrix to the symmetric A: eigenvalues clipped at 0."""
+    evals, evecs = torch.linalg.eigh(A)
+    return (evecs * evals.clamp_min(0.0)) @ evecs.T
 
 
 def full_factor(C: torch.Tensor, m: int, field: str = "correlation(full).matrix") -> torch.Tensor:
@@ -52,14 +134,16 @@ def full_factor(C: torch.Tensor, m: int, field: str = "correlation(full).matrix"
     require(C.shape == (m, m), field, tuple(C.shape), "a correlation matrix is m x m", f"shape ({m}, {m})")
     require(bool(torch.isfinite(C).all()), field, "a matrix with NaN/inf", "entries must be finite", "finite values")
     asym = float((C - C.T).abs().max()) if m else 0.0
-    require(asym <= 1e-8, field, f"max |C - C^T| = {asym:.3g}", "a correlation matrix is symmetric", "C == C^T")
+    require(asym <= 1e-8, field, f"max |C - C^T| = {asym:.3g}", "a correlation matrix is symmetric",
+            "C == C^T (or repair=True for the nearest correlation matrix)")
     diag_err = float((torch.diagonal(C) - 1).abs().max()) if m else 0.0
     require(diag_err <= 1e-8, field, f"max |diag - 1| = {diag_err:.3g}", "a correlation matrix has unit diagonal",
-            "C[j, j] == 1")
+            "C[j, j] == 1 (or repair=True for the nearest correlation matrix)")
     evals, evecs = torch.linalg.eigh(C)
     if float(evals.min()) < -1e-8:
         fail(field, f"smallest eigenvalue {float(evals.min()):.4g}", "a correlation matrix is positive semi-definite",
-             "a PSD matrix (nothing is repaired: fix the matrix, e.g. by clipping eigenvalues yourself)")
+             "a PSD matrix (nothing is repaired silently: fix it, or pass repair=True for the nearest "
+             "correlation matrix)")
     return evecs * evals.clamp_min(0.0).sqrt()
 
 

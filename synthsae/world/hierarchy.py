@@ -7,14 +7,19 @@ Generative process (the same as SAELens/SynthSAEBench, so configs carry over):
 3. under a mutually exclusive (ME) parent, if several children survived in a sample, one of them,
    chosen uniformly at random, is kept.
 
-Base probabilities. Without compensation q_j is the configured probability p_j, so the marginal
-of a child is lower than p_j. With `compensate=True` q is solved so that every marginal equals
-p_j *exactly* (for independent firing): q_c = p_c / P(parent) for ordinary children, and for ME
-siblings the fixed point q_c * I_c(q) = p_c / P(parent), where
-I_c = E[1 / (1 + #other siblings firing)] = int_0^1 prod_{s != c} (1 - q_s + q_s t) dt
-(E[t^K] is the generating function of K and int_0^1 t^K dt = 1/(K+1)). Targets that cannot be
-reached (q > 1) raise instead of being clipped. SAELens's compensation is a first-order
-approximation of the same goal. With copula correlation the marginals are approximate.
+Base probabilities (`HierarchyConfig.compensate`):
+- "none": q_j is the configured probability p_j, so the marginal of a child is lower than p_j.
+- "exact": q is solved so that every marginal equals p_j *exactly* (for independent firing):
+  q_c = p_c / P(parent) for ordinary children, and for ME siblings the fixed point
+  q_c * I_c(q) = p_c / P(parent), where I_c = E[1 / (1 + #other siblings firing)]
+  = int_0^1 prod_{s != c} (1 - q_s + q_s t) dt (E[t^K] is the generating function of K and
+  int_0^1 t^K dt = 1/(K+1)).
+- "first_order": SAELens's `compensate_probabilities=True`, a first-order approximation of the
+  same goal: q_c = p_c / p_parent (the parent's *configured* p), times 1 + (sum of the siblings'
+  p) / p_parent under a mutually exclusive parent (`first_order_factors`). Marginals are then
+  not the configured ones (they are computed exactly and reported as `World.firing_probabilities`).
+In both compensated modes a base probability above 1 raises instead of being clipped (SAELens
+clips silently). With copula correlation the marginals are approximate.
 
 Sampling. `apply_hierarchy` gates base events drawn for all features (the definition above).
 `top_down_events` / `top_down_copula_events` draw the same law parents first: a child is drawn
@@ -27,13 +32,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Literal
 
 import numpy as np
 import torch
 
 from synthsae.config import Config
 from synthsae.errors import fail, require
-from synthsae.world.sampler import bernoulli_positions
+from synthsae.world.sampler import Bands, bernoulli_positions, make_bands, sort_events
+
+
+COMPENSATIONS = ("none", "exact", "first_order")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +52,9 @@ class HierarchyConfig(Config):
     roots: number of trees. branching: children per non-leaf node (int, or (min, max) drawn
     uniformly per node). depth: levels below the roots (1 = roots with leaf children).
     mutually_exclusive: share of parents (with >= 2 children) whose children are ME (0..1).
-    compensate: solve base probabilities so marginals equal the configured ones (see module doc).
+    compensate: how base probabilities are set from the configured ones: "none", "exact" (marginals
+        equal the configured rates) or "first_order" (SAELens's correction); see the module doc.
+        True and False are accepted as "exact" and "none" (and stored as those names).
     scale_children_by_parent: a child's magnitude is multiplied by parent value / parent mean.
     """
 
@@ -51,10 +62,17 @@ class HierarchyConfig(Config):
     branching: int | tuple[int, int] = 4
     depth: int = 2
     mutually_exclusive: float = 0.0
-    compensate: bool = False
+    compensate: Literal["none", "exact", "first_order"] | bool = "none"
     scale_children_by_parent: bool = False
 
+    def __post_init__(self) -> None:
+        if isinstance(self.compensate, bool):  # the older boolean form
+            object.__setattr__(self, "compensate", "exact" if self.compensate else "none")
+        super().__post_init__()
+
     def validate(self) -> None:
+        require(self.compensate in COMPENSATIONS, "hierarchy.compensate", self.compensate,
+                "not a compensation mode", " or ".join(map(repr, COMPENSATIONS)))
         require(self.roots >= 1, "hierarchy.roots", self.roots, "a forest needs a root", "an int >= 1")
         lo, hi = (self.branching, self.branching) if isinstance(self.branching, int) else self.branching
         require(1 <= lo <= hi, "hierarchy.branching", self.branching, "branching must be positive (min <= max)",
@@ -138,8 +156,46 @@ def _survival_batch(q: np.ndarray) -> np.ndarray:
     return (np.prod(factors, axis=1, keepdims=True) / factors) @ w
 
 
-def base_probabilities(forest: Forest, p: torch.Tensor, compensate: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Base probabilities q (m,) and exact marginals (m,) under independent firing (see module doc)."""
+def first_order_factors(forest: Forest, p: torch.Tensor) -> torch.Tensor:
+    """SAELens's first-order compensation factors (its `compute_probability_correction_factors`), (m,)
+    in p's dtype: base q = p * factors. A child gets 1 / p_parent (the parent's *configured* p), and a
+    child of a mutually exclusive parent is further multiplied by 1 + (sum of its siblings' p) / p_parent;
+    1 for features without a parent. The arithmetic follows SAELens step by step (Python floats,
+    stored in p's dtype), so float32 probabilities give SAELens's float32 factors.
+    """
+    pn = p.numpy()
+    factors = np.ones(len(pn), dtype=pn.dtype)  # numpy: a scalar update per child is cheap here
+    children: dict[int, list[int]] = {}
+    for child, parent in enumerate(forest.parents.tolist()):
+        if parent >= 0:
+            children.setdefault(parent, []).append(child)
+    for parent, kids in children.items():
+        own = float(pn[parent])
+        if own <= 0:
+            continue
+        factors[kids] = 1.0 / own
+        if bool(forest.exclusive[parent]) and len(kids) >= 2:
+            kid_p = [float(pn[c]) for c in kids]
+            total = sum(kid_p)
+            for c, pc in zip(kids, kid_p):
+                factors[c] *= 1.0 + max(0.0, total - pc) / own
+    return torch.from_numpy(factors)
+
+
+def base_probabilities(forest: Forest, p: torch.Tensor, compensate: str | bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Base probabilities q (m,) and exact marginals (m,) under independent firing (see module doc).
+
+    compensate: "none", "exact" or "first_order" (True / False mean "exact" / "none")."""
+    compensate = {True: "exact", False: "none"}.get(compensate, compensate)
+    if compensate == "first_order":
+        q = p * first_order_factors(forest, p)
+        if bool((q > 1).any()):
+            c = int(torch.argmax(q))
+            fail("hierarchy.compensate", "first_order", f"feature {c} (rate {float(p[c]):.4g}) would need base "
+                 f"probability {float(q[c]):.4g} > 1 ({int((q > 1).sum())} features above 1; SAELens clips them "
+                 "silently)", "lower child rates, or compensate='exact' / 'none'")
+        return base_probabilities(forest, q, "none")
+    compensate = compensate == "exact"
     q = p.clone().numpy()
     marginal = q.copy()
     parents, level = forest.parents.numpy(), forest.level.numpy()
@@ -155,21 +211,21 @@ def base_probabilities(forest: Forest, p: torch.Tensor, compensate: bool) -> tup
                 if compensate:
                     if (target > 1 + 1e-12).any():
                         c = kids[np.argmax(target)]
-                        fail("hierarchy.compensate", True, f"feature {c} wants rate {p[c]:.4g} but its parent {parent} "
-                             f"fires only with probability {pp:.4g}", "child rates <= parent rates, or compensate=False")
+                        fail("hierarchy.compensate", "exact", f"feature {c} wants rate {p[c]:.4g} but its parent {parent} "
+                             f"fires only with probability {pp:.4g}", "child rates <= parent rates, or compensate='first_order' / 'none'")
                     q[kids] = np.minimum(target, 1.0)
                 marginal[kids] = pp * q[kids]
                 continue
             if compensate:
                 if target.sum() >= 1:
-                    fail("hierarchy.compensate", True, f"mutually exclusive children of feature {parent} want a total "
+                    fail("hierarchy.compensate", "exact", f"mutually exclusive children of feature {parent} want a total "
                          f"conditional rate {target.sum():.4g} >= 1", "sibling rates summing below the parent's rate")
                 qk = target.copy()
                 for _ in range(500):
                     new = target / _survival(qk)
                     if (new > 1).any():
-                        fail("hierarchy.compensate", True, f"mutually exclusive children of feature {parent} cannot "
-                             "reach their target rates", "lower child rates, or compensate=False")
+                        fail("hierarchy.compensate", "exact", f"mutually exclusive children of feature {parent} cannot "
+                             "reach their target rates", "lower child rates, or compensate='first_order' / 'none'")
                     if np.abs(new - qk).max() < 1e-13:
                         qk = new
                         break
@@ -209,14 +265,15 @@ def apply_hierarchy(rows: torch.Tensor, cols: torch.Tensor, m: int, forest: Fore
 
 @dataclasses.dataclass(frozen=True)
 class _Level:
-    """The draws of one level of the top-down sampler. Ordinary children: `kids` (K,), their parents
-    and base probabilities. Mutually exclusive groups: `me_parents` (P,), `me_kids` (P, w) padded
+    """The draws of one level of the top-down sampler. Ordinary children: `kids` (K,), their parents,
+    base probabilities and the rate bands of `bernoulli_positions`. Mutually exclusive groups: `me_parents` (P,), `me_kids` (P, w) padded
     with -1, `me_cum` (P, w) cumulative probabilities that child 0, 1, ... is the one that survives
     (padding repeats the total, so it is never chosen)."""
 
     kids: torch.Tensor
     kid_parents: torch.Tensor
     kid_q: torch.Tensor
+    kid_bands: Bands
     me_parents: torch.Tensor
     me_kids: torch.Tensor
     me_cum: torch.Tensor
@@ -229,6 +286,7 @@ class TopDown:
     m: int
     top: torch.Tensor  # (m0,) features without a parent (roots and free features)
     top_q: torch.Tensor  # (m0,) their base probabilities
+    top_bands: Bands  # make_bands(top_q)
     levels: tuple[_Level, ...]
 
 
@@ -263,8 +321,8 @@ def top_down_plan(forest: Forest, q: torch.Tensor) -> TopDown:
             cum = torch.from_numpy(np.cumsum(qs * _survival_batch(qs), axis=1))
             me_cum[same, :size] = cum
             me_cum[same, size:] = cum[:, -1:]
-        levels.append(_Level(kids, parents[kids], qd[kids], groups, me_kids, me_cum))
-    return TopDown(m, top, qd[top], tuple(levels))
+        levels.append(_Level(kids, parents[kids], qd[kids], make_bands(qd[kids]), groups, me_kids, me_cum))
+    return TopDown(m, top, qd[top], make_bands(qd[top]), tuple(levels))
 
 
 def _grouped(rows: torch.Tensor, cols: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -284,9 +342,7 @@ def _parent_events(parents: torch.Tensor, rows: torch.Tensor, count: torch.Tenso
 
 
 def _finish(rows_out: list[torch.Tensor], cols_out: list[torch.Tensor], m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    rows, cols = torch.cat(rows_out), torch.cat(cols_out)
-    order = torch.argsort(rows * m + cols)
-    return rows[order], cols[order]
+    return sort_events(torch.cat(rows_out), torch.cat(cols_out), m)
 
 
 def top_down_events(plan: TopDown, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -296,7 +352,8 @@ def top_down_events(plan: TopDown, n: int, generator: torch.Generator) -> tuple[
     only drawn on the rows where its parent fired, so the cost grows with the surviving events,
     not with the base events that gating would discard. Returns (rows, cols) sorted by row*m+col.
     """
-    pos, owner = bernoulli_positions(plan.top_q, torch.full((len(plan.top),), n, dtype=torch.long), generator)
+    pos, owner = bernoulli_positions(plan.top_q, torch.full((len(plan.top),), n, dtype=torch.long), generator,
+                                     plan.top_bands)
     rows, cols = pos, plan.top[owner]  # the events of the level above, grouped by feature
     rows_out, cols_out = [rows], [cols]
     for lv in plan.levels:
@@ -304,7 +361,7 @@ def top_down_events(plan: TopDown, n: int, generator: torch.Generator) -> tuple[
         new_rows, new_cols = [], []
         if len(lv.kids):
             # Ordinary children: Bernoulli(q_c) over the list of rows where the parent fired.
-            pos, owner = bernoulli_positions(lv.kid_q, count[lv.kid_parents], generator)
+            pos, owner = bernoulli_positions(lv.kid_q, count[lv.kid_parents], generator, lv.kid_bands)
             new_rows.append(rows[start[lv.kid_parents[owner]] + pos])
             new_cols.append(lv.kids[owner])
         if len(lv.me_parents):

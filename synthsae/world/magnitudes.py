@@ -45,6 +45,11 @@ class Magnitudes(Config):
         raise NotImplementedError  # pragma: no cover
 
 
+def _at(params: dict[str, torch.Tensor], key: str, cols: torch.Tensor) -> torch.Tensor:
+    """Per-event values of parameter `key` (index_select: several times faster than fancy indexing)."""
+    return torch.index_select(params[key], 0, cols)
+
+
 def _uniform(n: int, generator: torch.Generator, like: torch.Tensor) -> torch.Tensor:
     return torch.rand(n, generator=generator, dtype=torch.float64, device=like.device)
 
@@ -66,7 +71,7 @@ class ConstantMagnitude(Magnitudes):
 
     @staticmethod
     def sample(params, cols, generator):
-        return params["value"][cols]
+        return _at(params, "value", cols)
 
     @staticmethod
     def means(params):
@@ -90,8 +95,8 @@ class Uniform(Magnitudes):
 
     @staticmethod
     def sample(params, cols, generator):
-        low = params["low"][cols]
-        return low + (params["high"][cols] - low) * _uniform(len(cols), generator, low)
+        low = _at(params, "low", cols)
+        return low + (_at(params, "high", cols) - low) * _uniform(len(cols), generator, low)
 
     @staticmethod
     def means(params):
@@ -113,8 +118,8 @@ class LogNormal(Magnitudes):
 
     @staticmethod
     def sample(params, cols, generator):
-        sigma = params["sigma"][cols]
-        return params["mean"][cols] * torch.exp(sigma * _normal(len(cols), generator, sigma) - sigma**2 / 2)
+        sigma = _at(params, "sigma", cols)
+        return _at(params, "mean", cols) * torch.exp(sigma * _normal(len(cols), generator, sigma) - sigma**2 / 2)
 
     @staticmethod
     def means(params):
@@ -136,8 +141,8 @@ class FoldedNormalMagnitude(Magnitudes):
 
     @staticmethod
     def sample(params, cols, generator):
-        mean = params["mean"][cols]
-        return (mean + params["std"][cols] * _normal(len(cols), generator, mean)).abs()
+        mean = _at(params, "mean", cols)
+        return (mean + _at(params, "std", cols) * _normal(len(cols), generator, mean)).abs()
 
     @staticmethod
     def means(params):
@@ -161,8 +166,8 @@ class NormalRelu(Magnitudes):
 
     @staticmethod
     def sample(params, cols, generator):
-        mean = params["mean"][cols]
-        return (mean + params["std"][cols] * _normal(len(cols), generator, mean)).clamp_min(0.0)
+        mean = _at(params, "mean", cols)
+        return (mean + _at(params, "std", cols) * _normal(len(cols), generator, mean)).clamp_min(0.0)
 
     @staticmethod
     def means(params):
@@ -188,7 +193,7 @@ class Exponential(Magnitudes):
 
     @staticmethod
     def sample(params, cols, generator):
-        mean = params["mean"][cols]
+        mean = _at(params, "mean", cols)
         # 1 - U lies in (0, 1], so the log is finite.
         return -mean * torch.log1p(-_uniform(len(cols), generator, mean))
 

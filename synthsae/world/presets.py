@@ -57,23 +57,27 @@ def synthsaebench_16k() -> WorldConfig:
     """As close as public information allows to SAELens's SynthSAEBench-16k (arXiv 2602.14687 and the
     SAELens docs' configuration table, v1; we found no public description of what v2 changes):
     16,384 features in 768 dims; Zipfian firing (exponent 0.5, p_max 0.4, p_min 5e-4); hierarchy of
-    128 roots, branching 4, depth 3, all children mutually exclusive, no compensation; low-rank
-    copula correlation (rank 25, scale 0.1); magnitudes max(0, N(mean, std)) with means linear from
-    5.0 (frequent) to 4.0 (rare) and per-feature stds |N(0.5, 0.5)|; orthogonalized dictionary
-    (a unit-norm tight frame: the minimizer of the loss SAELens's orthogonalization descends).
+    128 roots, branching 4, depth 3, all children mutually exclusive, SAELens's first-order
+    compensation; low-rank copula correlation (rank 25, scale 0.1); magnitudes max(0, N(mean, std))
+    with means linear from 5.0 (frequent) to 4.0 (rare) and per-feature stds |N(0.5, 0.5)|;
+    orthogonalized dictionary (a unit-norm tight frame: the minimizer of the loss SAELens's
+    orthogonalization descends).
 
-    Expected L0. Without compensation this world's expected L0 is 13.5, not the published ~34. The
-    published figure is what SAELens gives with `compensate_probabilities=True`: its *first-order*
-    correction (child p / p_parent, times 1 + sum of sibling p / p_parent under mutual exclusion)
-    yields an expected L0 of 34.5 on exactly this forest (checked against sae-lens 6.54 in
-    tests/interop/test_saelens_world.py). synthsae's `compensate=True` solves for exact marginals
-    instead (expected L0 = sum p = 59.1), so neither setting here reproduces SAELens's distribution;
-    for that, build the world from SAELens's config with `synthsae.interop.world_from_saelens`."""
+    Compensation and expected L0 (the evidence for `compensate="first_order"`). The published world
+    has an average L0 of about 34. On this forest "none" gives an expected L0 of 13.5 and
+    "first_order" (SAELens's `compensate_probabilities=True`) 34.5, with no clipping needed (largest
+    base probability 0.92); "exact" (every marginal equal to its Zipf rate, L0 = sum p = 59.1) is
+    unreachable: the mutually exclusive children of feature 12 would need a total conditional rate
+    of 1.009 >= 1, so it raises. Only the first-order correction matches the published figure; the
+    34.5 is checked against sae-lens in tests/interop/test_saelens_world.py. To
+    reproduce a SAELens model draw for draw-law (same dictionary, forest and factor), build it from
+    SAELens's config with `synthsae.interop.world_from_saelens` instead."""
     return WorldConfig(
         d=768, m=16384, dictionary=TightFrame(steps=10),
         firing=Zipf(exponent=0.5, max_p=0.4, min_p=5e-4),
         correlation=LowRank(rank=25, scale=0.1),
-        hierarchy=HierarchyConfig(roots=128, branching=4, depth=3, mutually_exclusive=1.0),
+        hierarchy=HierarchyConfig(roots=128, branching=4, depth=3, mutually_exclusive=1.0,
+                                  compensate="first_order"),
         magnitudes=NormalRelu(mean=Linear(start=5.0, end=4.0), std=FoldedNormal(mean=0.5, std=0.5)),
     )
 

@@ -27,7 +27,7 @@ from synthsae.world.hierarchy import (Forest, HierarchyConfig, base_probabilitie
                                       top_down_events, top_down_plan)
 from synthsae.world.magnitudes import ConstantMagnitude, Magnitudes
 from synthsae.world.noise import Noise
-from synthsae.world.sampler import copula_events, exactly_k_events, independent_events, probit, sphere
+from synthsae.world.sampler import copula_events, exactly_k_events, independent_events, make_bands, probit, sphere
 
 FORMAT_VERSION = 1
 
@@ -89,6 +89,7 @@ class World:
         self._forest = (Forest(state["parents"], state["level"], state["exclusive"])
                         if config.hierarchy is not None else None)
         self._top_down = None  # the top-down hierarchy sampler's tables, built on first use
+        self._bands = None  # the independent sampler's rate bands, built on first use
         self._mag = {k[4:]: v for k, v in state.items() if k.startswith("mag.")}
         self.mean_magnitudes = type(config.magnitudes).means(self._mag)
         self.bias = state["bias"]
@@ -173,14 +174,19 @@ class World:
             # Parents first, children only where their parent fired: same law as gating base events.
             rows, cols = top_down_events(self._plan(), n, gen)
         else:
-            rows, cols = independent_events(self.base_probabilities, n, gen)
+            if self._bands is None:  # the rate bands of the independent sampler, built on first use
+                self._bands = make_bands(self.base_probabilities)
+            rows, cols = independent_events(self.base_probabilities, n, gen, self._bands)
         values = type(cfg.magnitudes).sample(self._mag, cols, gen)
         if self.groups is not None and self.tied:
             rows, cols, values = self._expand_tied(rows, cols, values, gen)
         if self._forest is not None and cfg.hierarchy.scale_children_by_parent:
             values = self._scale_children(rows, cols, values)
-        nonzero = values != 0
-        return SparseCodes(rows[nonzero], cols[nonzero], values[nonzero], n, m)
+        zero = values == 0
+        if bool(zero.any()):  # a magnitude draw of 0 means the feature did not fire
+            keep = (~zero).nonzero().squeeze(1)
+            rows, cols, values = (torch.index_select(t, 0, keep) for t in (rows, cols, values))
+        return SparseCodes(rows, cols, values, n, m)
 
     def _plan(self):
         """The top-down hierarchy sampler's tables (built once, on first use)."""
@@ -224,13 +230,12 @@ class World:
         dev = resolve_device(device)
         gen = generator(seed)
         codes = self.sample_codes(n, gen).to(dev, dtype)
-        x = torch.sparse.mm(codes.to_sparse(), self._on(dev, dtype))
-        x = x + self._state_on("bias", dev, dtype)
+        x = codes.matmul(self._on(dev, dtype), add=self._state_on("bias", dev, dtype))
         if self.noise_std > 0:
             noise = (torch.randn(n, self.d, generator=gen, dtype=torch.float32) * self.noise_std).to(dev, dtype)
-            x = x + noise
+            x += noise
         else:
-            noise = torch.zeros(n, self.d, device=dev, dtype=dtype)
+            noise = torch.zeros(self.d, device=dev, dtype=dtype).expand(n, -1)
         return Batch(x=x, codes=codes, noise=noise)
 
     def stream(self, batch_size: int, seed: Seed = 0, device: str | torch.device | None = None,
@@ -310,7 +315,65 @@ class World:
         if "dictionary" not in state or tuple(state["dictionary"].shape) != (config.m, config.d):
             fail(str(path / "world.safetensors"), "its dictionary", "does not match the saved config",
                  f"a ({config.m}, {config.d}) dictionary")
-        return cls(config, _state=state)
+        return cls.from_state(config, state)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The world's built parts (what `save` writes; see `from_state` for the keys), a shallow copy."""
+        return dict(self._state)
+
+    @classmethod
+    def from_state(cls, config: WorldConfig, state: dict[str, torch.Tensor]) -> "World":
+        """A world from its config and its built parts, without building or drawing anything.
+
+        For worlds whose parts come from elsewhere (e.g. `synthsae.interop.world_from_saelens`) and for
+        `load`; `World.from_state(w.config, w.state())` samples exactly as w. `state` maps names to CPU
+        tensors, m = config.m, d = config.d:
+          dictionary (m, d) unit-norm atoms as rows; bias (d,); noise_std () the noise std;
+          q (m,) base (draw) probabilities and marginal (m,) marginal firing rates, in [0, 1];
+          mag.<name> (m,) the per-feature parameters of config.magnitudes (e.g. mag.mean, mag.std);
+          with config.hierarchy: parents (m,) long (-1: no parent), level (m,) long, exclusive (m,) bool;
+          with config.correlation: corr_factor (m, r) and corr_diag (m,), C = F F^T + diag(corr_diag);
+          optional: groups (m,) long and tied () for subspace groups; info.<name> () facts for `describe`.
+        A missing or mis-shaped entry raises ValueError naming it.
+        """
+        if not isinstance(config, WorldConfig):
+            fail("World.from_state(config)", type(config).__name__, "a World is built from a WorldConfig",
+                 "a WorldConfig")
+        require(isinstance(state, dict), "World.from_state(state)", type(state).__name__,
+                "the built parts are a dict of tensors", "a dict[str, torch.Tensor] (e.g. world.state())")
+        m, d = config.m, config.d
+        shapes = {"dictionary": (m, d), "bias": (d,), "noise_std": (), "q": (m,), "marginal": (m,)}
+        if config.hierarchy is not None:
+            shapes.update(parents=(m,), level=(m,), exclusive=(m,))
+        if config.correlation is not None:
+            shapes.update(corr_factor=(m, None), corr_diag=(m,))
+        for key, shape in shapes.items():
+            value = state.get(key)
+            ok = isinstance(value, torch.Tensor) and value.dim() == len(shape) and all(
+                want is None or have == want for have, want in zip(value.shape, shape))
+            require(ok, f"World.from_state(state)[{key!r}]", "missing" if value is None else
+                    (tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__),
+                    "a required part is missing or has the wrong shape",
+                    f"a tensor of shape {tuple('r' if s is None else s for s in shape)}")
+        for key in ("q", "marginal"):
+            v = state[key]
+            require(bool(((v >= 0) & (v <= 1)).all()), f"World.from_state(state)[{key!r}]", "values outside [0, 1]",
+                    "these are probabilities", "values in [0, 1]")
+        norms = state["dictionary"].double().norm(dim=1)
+        bad = (norms - 1).abs() > 1e-4
+        if bool(bad.any()):
+            j = int(bad.nonzero()[0])
+            fail("World.from_state(state)['dictionary']", f"row {j} with norm {float(norms[j]):.6g}",
+                 "atoms are unit norm", "unit-norm rows")
+        mag = {k[4:]: v for k, v in state.items() if k.startswith("mag.")}
+        try:
+            means = type(config.magnitudes).means(mag)
+        except KeyError as err:
+            fail("World.from_state(state)", f"no 'mag.{err.args[0]}'", f"config.magnitudes "
+                 f"({config.magnitudes.kind}) needs its per-feature parameters", f"a (m,) tensor 'mag.{err.args[0]}'")
+        require(tuple(means.shape) == (m,), "World.from_state(state)['mag.*']", tuple(means.shape),
+                "magnitude parameters are per feature", f"tensors of shape ({m},)")
+        return cls(config, _state=dict(state))
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "World":

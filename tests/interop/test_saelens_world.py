@@ -187,7 +187,8 @@ def test_saelens_repairs_are_reproduced_with_a_warning():
 def test_saelens_synthsaebench_compensation_explains_the_published_l0():
     """SynthSAEBench-16k's table values (Zipf 0.5 / 0.4 / 5e-4; 128 roots, branching 4, depth 3, all
     exclusive) give an expected L0 of 13.5 without compensation and ~34.5 -- the published ~34 -- with
-    SAELens's first-order compensate_probabilities=True (synthsae's exact compensation would give 59.1)."""
+    SAELens's first-order compensate_probabilities=True (exact marginals, L0 = sum p = 59.1, are unreachable
+    on this forest: synthsae's compensate="exact" raises)."""
     def l0(compensate: bool) -> float:
         cfg = dict(num_features=16384, hidden_dim=8,
                    firing_probability={"generator_name": "zipfian", "exponent": 0.5, "max_prob": 0.4, "min_prob": 5e-4},
@@ -198,6 +199,41 @@ def test_saelens_synthsaebench_compensation_explains_the_published_l0():
 
     assert l0(False) == pytest.approx(13.46, abs=0.01)
     assert l0(True) == pytest.approx(34.50, abs=0.01)
+
+
+def test_saelens_world_rebuilds_from_its_state():
+    """The config of a SAELens world records the laws, not its forest, dictionary or correlation factor:
+    `World.from_state(config, state)` is the public way to rebuild it."""
+    world = _quiet(world_from_saelens, _config(num_features=80))
+    rebuilt = World.from_state(world.config, world.state())
+    assert torch.equal(world.sample(200, seed=2).x, rebuilt.sample(200, seed=2).x)
+    assert torch.equal(rebuilt.parents, world.parents)
+
+
+@pytest.mark.slow
+def test_synthsaebench_preset_first_order_matches_saelens():
+    """The synthsaebench-16k preset lays out SAELens's forest and, with compensate="first_order", gets
+    SAELens's compensate_probabilities=True base probabilities (float64 against float32 round-off), so
+    its expected L0 is the one SAELens's model has (~34.5, the published ~34)."""
+    from synthsae._rng import generator
+    from synthsae.world.hierarchy import base_probabilities, build_forest
+    from synthsae.world.presets import preset_config
+
+    cfg = preset_config("synthsaebench-16k")
+    assert cfg.hierarchy.compensate == "first_order"
+    spec = dict(num_features=cfg.m, hidden_dim=8, bias=0.0, seed=0,
+                firing_probability=ZipfianFiringProbabilityConfig(exponent=0.5, max_prob=0.4, min_prob=5e-4),
+                hierarchy=SLHierarchy(total_root_nodes=128, branching_factor=4, max_depth=3,
+                                      mutually_exclusive_portion=1.0, compensate_probabilities=True))
+    model = SyntheticModel(SyntheticModelConfig(**spec))
+    forest = build_forest(cfg.hierarchy, cfg.m, generator(cfg.seed))
+    parents, exclusive = _forest_of(model, cfg.m)
+    assert torch.equal(forest.parents, parents) and torch.equal(forest.exclusive, exclusive)
+    q, marginal = base_probabilities(forest, cfg.firing.probabilities(cfg.m), cfg.hierarchy.compensate)
+    torch.testing.assert_close(q.float(), model.activation_generator.firing_probabilities, rtol=2e-6, atol=0)
+    saelens_l0 = _quiet(world_from_saelens, SyntheticModelConfig(**spec)).expected_l0()
+    assert float(marginal.sum()) == pytest.approx(saelens_l0, rel=1e-5)
+    assert 34 < saelens_l0 < 35
 
 
 @pytest.mark.parametrize("change, match", [

@@ -3,6 +3,7 @@ import torch
 
 from synthsae.metrics import LinearSAE
 from synthsae.metrics.amortization import amortization_gap, exact_map_lipschitz
+from synthsae.solvers import active_set_jacobian, sparse_code
 
 
 def orthonormal(m, d, seed=0):
@@ -37,6 +38,14 @@ def test_exact_map_lipschitz_respects_its_bound():
     m = exact_map_lipschitz(D, x, l1=0.1, l2=0.3)
     assert 0 < m["lipschitz.exact_near_max"] <= m["lipschitz.exact_bound"] * (1 + 1e-6)
     assert 0 < m["lipschitz.exact_jacobian_max"] <= m["lipschitz.exact_bound"] * (1 + 1e-6)
+    # the support-restricted Jacobian gives the dense Jacobian's spectral norm
+    dense = active_set_jacobian(sparse_code(x, D, 0.1, 0.3, nonneg=True), D)
+    assert abs(m["lipschitz.exact_jacobian_max"] - float(torch.linalg.matrix_norm(dense, 2).max())) <= 1e-12
+    # memory is n·K·d (K = largest support), not n·m·d: reported under a limit below n·m·d
+    K = int(sparse_code(x, D, 0.1, 0.3, nonneg=True).support.sum(1).max())
+    assert K < 20
+    assert "lipschitz.exact_jacobian_max" in exact_map_lipschitz(D, x, 0.1, 0.3, jacobian_limit=40 * K * 10)
+    assert "lipschitz.exact_jacobian_max" not in exact_map_lipschitz(D, x, 0.1, 0.3, jacobian_limit=40 * K * 10 - 1)
 
 
 def test_evaluate_reports_amortization_and_exact_lipschitz():

@@ -9,6 +9,7 @@ import torch
 
 from synthsae._rng import generator
 from synthsae.sae import common, make, train
+from synthsae.sae import sparse as sparse_kernels
 from synthsae.sae.frozen import project_to_cone_
 from synthsae.sae.jumprelu import jumprelu, step
 
@@ -44,8 +45,8 @@ def test_topk_exactly_k_when_enough_positive_and_at_most_k_always():
 @pytest.mark.parametrize("sparse", [False, True])
 def test_topk_training_decode_matches_dense_decode(sparse, monkeypatch):
     if sparse:  # force the embedding-bag path that large dictionaries take
-        monkeypatch.setattr(common, "SPARSE_DECODE_MIN_M", 1)
-        monkeypatch.setattr(common, "SPARSE_DECODE_MAX_DENSITY", 1.0)
+        monkeypatch.setattr(sparse_kernels, "MIN_LATENTS", 1)
+        monkeypatch.setattr(sparse_kernels, "MAX_DENSITY", 1.0)
     sae = make("topk", D, M, k=5)
     x = randn(30, D, seed=2)
     out = sae.forward_train(x, 0)

@@ -9,7 +9,8 @@ import torch
 from synthsae.solvers import (METHODS, NotCertifiedWarning, SparseCodingProblem, active_set_jacobian, sparse_code,
                               support_jacobian)
 from synthsae.solvers.active_set import solve_active_set
-from synthsae.solvers.refit import padded_support, refit
+from synthsae.solvers import cvxpy_ref
+from synthsae.solvers.refit import factorize, padded_support, refit
 from synthsae.testing.dictionaries import gaussian_dictionary
 from synthsae.testing.problems import sparse_code_matrix
 
@@ -28,13 +29,17 @@ def test_padded_support_lists_true_entries_in_order():
     assert valid.tolist() == [[True] * 3, [False] * 3, [True, False, False]]
 
 
+def _lasso_problem(m: int, d: int, n: int, seed: int, l2: float) -> SparseCodingProblem:
+    """λ1 = 0.1 on a Gaussian dictionary (seed) and standard normal samples (seed + 1), float64."""
+    X = torch.randn(n, d, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+    return SparseCodingProblem.create(X, gaussian_dictionary(m, d, seed), 0.1, l2)
+
+
 @pytest.mark.parametrize("l2", [0.0, 0.3])
 def test_refit_matches_direct_solves_across_support_buckets(l2):
     # supports of sizes 0..40 cross several padding buckets (16, 32, 45)
-    m, d = 60, 48
-    D = gaussian_dictionary(m, d, 3)
-    X = torch.randn(41, d, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    prob = SparseCodingProblem.create(X, D, 0.1, l2)
+    m = 60
+    prob = _lasso_problem(m, d=48, n=41, seed=3, l2=l2)
     g = torch.Generator().manual_seed(5)
     mask = torch.zeros(41, m, dtype=torch.bool)
     for i in range(41):
@@ -47,6 +52,27 @@ def test_refit_matches_direct_solves_across_support_buckets(l2):
         A = prob.gram[S][:, S] + l2 * torch.eye(len(S), dtype=torch.float64)
         want = torch.linalg.solve(A, prob.correlations[i, S] - 0.1 * signs[i, S]) if len(S) else torch.zeros(0)
         assert torch.allclose(z[i, S], want.double(), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.2])
+def test_solve_without_equals_a_refit_on_the_smaller_support(l2):
+    # holding slots at zero through the big support's factor = factoring the smaller support anew
+    m = 40
+    prob = _lasso_problem(m, d=24, n=9, seed=6, l2=l2)
+    g = torch.Generator().manual_seed(8)
+    mask = torch.rand(9, m, generator=g) < 0.4
+    signs = torch.where(torch.rand(9, m, generator=g) < 0.5, -1.0, 1.0).double() * mask
+    drop = mask & (torch.rand(9, m, generator=g) < 0.3)
+    drop[0] = False  # a row with nothing held
+    want, ok = refit(prob.system, prob.correlations, prob.penalty, mask & ~drop, signs * ~drop)
+    assert ok.all()
+    got = torch.zeros_like(want)
+    for f in factorize(prob.system, prob.correlations, prob.penalty, mask, signs):
+        held = drop.index_select(0, f.rows).gather(1, f.idx.clamp(max=m - 1)) & f.valid
+        slots = f.solve_without(held)
+        assert (slots[held] == 0).all()  # exact zeros where held
+        got[f.rows] = torch.zeros(len(f.rows), m + 1, dtype=torch.float64).scatter_(1, f.idx, slots)[:, :m]
+    assert torch.allclose(got, want, rtol=0, atol=1e-11)
 
 
 def test_refit_flags_singular_supports():
@@ -85,6 +111,58 @@ def test_large_supports_match_cvxpy():
     assert (fast.support.sum(1) >= 30).all()
     assert torch.equal(fast.support, ref.support)
     assert torch.allclose(fast.z, ref.z, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_active_set_swaps_atoms_once_the_lasso_support_has_d_atoms(nonneg):
+    # small λ1, m = 4d: the Lasso support reaches d atoms and further violators must swap an atom out
+    D = gaussian_dictionary(24, 6, 3)
+    X = torch.randn(5, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    res = sparse_code(X, D, 0.005, nonneg=nonneg, method="active_set", warn=False)
+    ref = sparse_code(X, D, 0.005, nonneg=nonneg, method="cvxpy")
+    assert res.all_converged and ref.all_converged
+    assert int(res.support.sum(1).max()) == 6  # the d-atom regime is really exercised
+    assert torch.equal(res.support, ref.support)
+    assert torch.allclose(res.z, ref.z, rtol=0, atol=1e-9)
+
+
+def test_cvxpy_retries_when_clarabel_fails_at_tight_tolerance(monkeypatch):
+    # Clarabel raising at the tight tolerance (InsufficientProgress) must not leave the sample uncertified
+    X, D = planted(3, 20, 8, 2, False, 4)
+    real, calls = cvxpy_ref._solve, []
+
+    def flaky(prob, settings):
+        calls.append(dict(settings))
+        return False if "tol_gap_abs" in settings else real(prob, settings)
+
+    monkeypatch.setattr(cvxpy_ref, "_solve", flaky)
+    res = sparse_code(X, D, 0.1, method="cvxpy")
+    assert res.all_converged
+    assert len(calls) == 6 and all("tol_gap_abs" not in c for c in calls[1::2])  # one retry per sample
+    ref = sparse_code(X, D, 0.1, method="active_set")
+    assert torch.equal(res.support, ref.support) and torch.allclose(res.z, ref.z, rtol=0, atol=1e-10)
+
+
+def test_cvxpy_certifies_zero_and_falls_back_to_zero_when_every_solve_fails(monkeypatch):
+    D = gaussian_dictionary(12, 6, 5)
+    X = 0.01 * torch.randn(2, 6, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    res = sparse_code(X, D, 1.0, method="cvxpy")  # |c_j| < λ1 everywhere: z* = 0
+    assert res.all_converged and not res.support.any()
+    monkeypatch.setattr(cvxpy_ref, "_solve", lambda prob, settings: False)
+    assert sparse_code(X, D, 1.0, method="cvxpy").all_converged  # z = 0 is still certified exactly
+    with pytest.warns(NotCertifiedWarning):  # ... but a non-zero optimum is not invented
+        assert not sparse_code(X * 1000, D, 1.0, method="cvxpy").converged.any()
+
+
+def test_certify_equals_the_separate_certificates():
+    X, D = planted(6, 30, 12, 3, True, 12)
+    for l2, nonneg in [(0.0, False), (0.0, True), (0.3, True)]:
+        prob = SparseCodingProblem.create(X, D, 0.1, l2, nonneg=nonneg)
+        z = sparse_code(X, D, 0.1, l2, nonneg=nonneg).z * 0.9  # a suboptimal point: gaps are not 0
+        cert = prob.certify(z, 1e-9, 1e-7)
+        assert torch.allclose(cert["gap"], prob.gap(z), rtol=1e-12, atol=1e-14)
+        assert torch.equal(cert["objective"], prob.objective(z))
+        assert torch.allclose(cert["kkt_violation"], prob.kkt_violation(z), rtol=1e-12, atol=0)
 
 
 def _broken(problem, *, max_iter=None, init=None):

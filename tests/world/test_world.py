@@ -26,10 +26,11 @@ def binomial_ok(count, n, p, z=5.0):
     return abs(count - n * p) <= z * sd + 1e-9
 
 
-def test_independent_events_match_rates_chi_square():
+@pytest.mark.parametrize("dense", [False, True], ids=["sparse", "dense"])
+def test_independent_events_match_rates_chi_square(dense):
     q = torch.tensor([0.0, 1.0, 0.5, 0.1, 0.01, 0.001, 0.3])
     n = 200_000
-    rows, cols = independent_events(q, n, torch.Generator().manual_seed(1))
+    rows, cols = independent_events(q, n, torch.Generator().manual_seed(1), dense=dense)
     counts = torch.bincount(cols, minlength=len(q)).double()
     assert counts[0] == 0 and counts[1] == n
     inner = slice(2, None)
@@ -38,6 +39,31 @@ def test_independent_events_match_rates_chi_square():
     assert chi2 < stats.chi2.ppf(1 - 1e-6, df=len(q) - 2)
     keys = rows * len(q) + cols
     assert bool((keys[1:] > keys[:-1]).all()), "events are sorted and never repeated"
+
+
+def test_independent_sampler_rule_and_a_dense_world(monkeypatch):
+    """The automatic rule draws densely from a mean rate of DENSE_RATE; a world that dense fires at its
+    rates (binomial, z = 5 per feature), row by row the same as the sparse sampler's law."""
+    from synthsae.world import sampler
+
+    chosen = []
+    real = sampler._dense_events
+    monkeypatch.setattr(sampler, "_dense_events", lambda *a: chosen.append(True) or real(*a))
+    g = torch.Generator().manual_seed(0)
+    sampler.independent_events(torch.full((10,), sampler.DENSE_RATE * 0.99), 50, g)
+    assert not chosen
+    sampler.independent_events(torch.full((10,), sampler.DENSE_RATE), 50, g)
+    assert chosen
+    monkeypatch.setattr(sampler, "DENSE_CHUNK", 7 * 40)  # several chunks of rows
+    world = World(WorldConfig(d=8, m=40, firing=Constant(p=0.3)))
+    n = 20_000
+    codes = world.sample_codes(n, seed=3)
+    keys = codes.rows * world.m + codes.cols
+    assert bool((keys[1:] > keys[:-1]).all()), "row-major, never repeated"
+    counts = torch.bincount(codes.cols, minlength=world.m)
+    assert all(binomial_ok(int(c), n, 0.3) for c in counts)
+    per_row = torch.bincount(codes.rows, minlength=n).double()  # L0 ~ Binomial(40, 0.3)
+    assert abs(float(per_row.mean()) - 12.0) <= 5 * math.sqrt(40 * 0.21 / n)
 
 
 def test_exactly_k_is_exact_and_uniform():

@@ -85,7 +85,7 @@ class SynthSAEBenchConfig(C.RecipeConfig):
     def world(self):
         return C.make_world("synthsaebench-16k", self.world_seed, d=self.world_d, m=self.world_m,
                             hierarchy=HierarchyConfig(roots=self.roots, branching=self.branching, depth=self.depth,
-                                                      mutually_exclusive=1.0))
+                                                      mutually_exclusive=1.0, compensate="first_order"))
 
 
 @register_recipe("synthsaebench", SynthSAEBenchConfig,
