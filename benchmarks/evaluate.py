@@ -9,8 +9,8 @@ matrix) against the sparse top-k route `evaluate` uses at this size, on the same
 
 The world is the `synthsaebench-16k` preset when `synthsae.world` provides it, else a stand-in of
 the same size (random unit atoms, Zipf-like firing with mean L0 = 25, magnitudes U[1, 2]) that
-samples sparse codes directly. The SAEs are perturbed copies of the truth with TopK (k = 25)
-encoders, one per seed: their codes are sparse and their cost is a trained TopK SAE's.
+samples sparse codes directly. The SAEs are `synthsae.sae` TopK SAEs (k = 25) holding perturbed
+copies of the truth, one per seed: their codes are sparse and their cost is a trained TopK SAE's.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ import warnings
 import dataclasses
 import time
 
-import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
 from synthsae._rng import generator
-from synthsae.metrics import LinearSAE, evaluate, hungarian_match, stability
+from synthsae.metrics import evaluate, hungarian_match, stability
 from synthsae.metrics.matching import normalize_rows
+from synthsae.sae import make as make_sae
 
 
 @dataclasses.dataclass
@@ -91,26 +91,18 @@ def get_world(m, d):
     return StandInWorld(m, d), "stand-in"
 
 
-class TopKSAE(LinearSAE):
-    """A TopK SAE from raw weights: keep the k largest pre-activations (ReLU'd) of each sample."""
-
-    def __init__(self, W_enc, W_dec, k):
-        super().__init__(W_enc, W_dec)
-        self.k = k
-
-    def encode(self, x):
-        pre = torch.relu((x - self.b_dec) @ self.W_enc + self.b_enc)
-        v, i = pre.topk(self.k, dim=1)
-        return torch.zeros_like(pre).scatter_(1, i, v)
-
-
 def perturbed_sae(D, noise, seed, k=25):
-    """Truth + per-latent Gaussian noise of relative size U[0, 2 * noise], shuffled; TopK encoder."""
+    """A `synthsae.sae` TopK SAE (what users evaluate) holding the truth + per-latent Gaussian noise of
+    relative size U[0, 2 * noise], shuffled, with encoder = decoder^T and zero biases."""
     g = generator(seed)
     level = 2 * noise * torch.rand(D.shape[0], 1, generator=g)
     W = normalize_rows(D + level * torch.randn(D.shape, generator=g) / D.shape[1] ** 0.5)
     W = W[torch.randperm(W.shape[0], generator=g)]
-    return TopKSAE(W.T.contiguous(), W, k)
+    sae = make_sae("topk", W.shape[1], W.shape[0], k=k)
+    with torch.no_grad():
+        sae.W_dec.copy_(W)
+        sae.W_enc.copy_(W.T)
+    return sae.eval()
 
 
 def main():
