@@ -94,29 +94,29 @@ def build(name: str, hp: dict, d: int, m: int, x: torch.Tensor, trained_l0: floa
     return sae
 
 
-def step_time(name, hp, x, m, steps, trained_l0) -> float:
-    """CPU seconds per steady-state training step on the fixed batch x."""
-    B, d = x.shape
-    fixed = FixedBatch(x)
-
-    def run(n_steps):
-        sae = build(name, hp, d, m, x, trained_l0)
-        return cpu_time(lambda: train(sae, fixed, B * n_steps, B, init_b_dec=None, progress=False, log_every=100))
-
-    run(1)  # warm-up: one-time costs of the first call in this process
-    return max(run(1 + steps) - run(1), 0.0) / steps
-
-
-def end_to_end(name, hp, world, m, B, steps, trained_l0) -> float:
-    """samples/s (CPU time) of synthsae.train with world sampling, from the same state as step_time,
-    first step excluded as for SAELens: (T(1 + steps) - T(1)) / steps."""
-    x = world.sample(B, seed=1).x
+def steady_cpu_per_step(name, hp, world, x, m, steps, trained_l0) -> float:
+    """CPU seconds per training step on `world` after the first: (T(1 + steps) - T(1)) / steps,
+    each from a fresh SAE built by `build` on x (so set-up and first-step costs cancel)."""
+    B = x.shape[0]
 
     def run(n_steps):
         sae = build(name, hp, world.d, m, x, trained_l0)
         return cpu_time(lambda: train(sae, world, B * n_steps, B, init_b_dec=None, progress=False, log_every=100))
 
-    return B * steps / max(run(1 + steps) - run(1), 1e-9)
+    return max(run(1 + steps) - run(1), 1e-9) / steps
+
+
+def step_time(name, hp, x, m, steps, trained_l0) -> float:
+    """CPU seconds per steady-state training step on the fixed batch x (no data generation)."""
+    fixed = FixedBatch(x)
+    steady_cpu_per_step(name, hp, fixed, x, m, 1, trained_l0)  # warm-up: one-time costs of the first call
+    return steady_cpu_per_step(name, hp, fixed, x, m, steps, trained_l0)
+
+
+def end_to_end(name, hp, world, m, B, steps, trained_l0) -> float:
+    """samples/s (CPU time) of synthsae.train with world sampling, from the same state as step_time,
+    first step excluded as for SAELens."""
+    return B / steady_cpu_per_step(name, hp, world, world.sample(B, seed=1).x, m, steps, trained_l0)
 
 
 SAELENS_SCRIPT = textwrap.dedent("""

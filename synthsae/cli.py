@@ -64,6 +64,13 @@ def _set_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+def _threads_option(parser, default: int | None = None) -> None:
+    shown = "torch's choice" if default is None else default
+    parser.add_argument("--threads", type=int, default=default, metavar="N",
+                        help=f"torch CPU threads (default: {shown}; 1 is fastest for small models such as "
+                             "the demo's, especially on a busy machine)")
+
+
 def _progress(args) -> bool:
     return not getattr(args, "quiet", False)
 
@@ -262,8 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
     # The demo's matrices are tiny (d = 32, m = 256): extra CPU threads only add synchronisation,
     # and with any other load on the machine OpenMP's spin-waiting made training ~20x slower.
-    demo.add_argument("--threads", type=int, default=1, metavar="N",
-                      help="torch CPU threads (default: %(default)s, fastest for the demo's tiny matrices)")
+    _threads_option(demo, default=1)
 
     run = sub.add_parser(
         "run", formatter_class=fmt, help="run one experiment from a TOML config, or a named recipe",
@@ -283,8 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--small", action="store_true", help="recipes: the CI-sized configuration")
     run.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's choice; 1 is often fastest for small models "
-                          "on a busy machine)")
+    _threads_option(run)
 
     sweep = sub.add_parser(
         "sweep", formatter_class=fmt, help="run a grid of experiments (seeds x variants x hyperparameters)",
@@ -328,8 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation samples (default: %(default)s)")
     ev.add_argument("--out", metavar="DIR", help="write metrics.json, CSV tables and PNG plots here")
     ev.add_argument("--device", default=None)
-    ev.add_argument("--threads", type=int, default=None, metavar="N", help="torch CPU threads (default: torch's choice; 1 is often fastest for small models "
-                          "on a busy machine)")
+    _threads_option(ev)
 
     sub.add_parser("recipes", help="list the recipes (experiments that test published claims)")
     return parser

@@ -116,7 +116,7 @@ class AENSAE(SAE):
         else:
             h = F.relu(a)
             x_hat = self.decode(h)
-            l1, sq = (h @ w).mean(), h.pow(2).sum(dim=1).mean()  # h >= 0, so |h| = h
+            l1, sq = common.l1(h, w), h.pow(2).sum(dim=1).mean()
         c = self.config
         terms = {
             "mse": common.mse(x, x_hat),

@@ -68,16 +68,14 @@ def remove_parallel_grad_(W: torch.Tensor) -> None:
     W.grad.addcmul_(parallel, W, value=-1.0)
 
 
-def decoder_norm_weighted(codes: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
-    """mean_b sum_j z_bj ||W_dec,j|| for non-negative codes, i.e. the l1 norm weighted by decoder
-    row norms (Anthropic, "Circuits Updates", April 2024)."""
-    return (codes @ W_dec.norm(dim=1)).mean()
-
-
-def l1(codes: torch.Tensor) -> torch.Tensor:
-    """mean_b sum_j |z_bj| for **non-negative** codes (every variant here ends in a ReLU), computed
-    as a plain sum, which skips an (n, m) abs and its backward."""
-    return codes.sum() / codes.shape[0]
+def l1(codes: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """mean_b sum_j w_j |z_bj| for **non-negative** codes (every variant here ends in a ReLU),
+    weights (m,) or None (all 1), computed without an (n, m) abs and its backward. With
+    w_j = ||W_dec,j|| it is the decoder-norm-weighted penalty (Anthropic, "Circuits Updates",
+    April 2024); `sparse.ActiveCodes.penalty` is the same on sparse codes."""
+    if weights is None:
+        return codes.sum() / codes.shape[0]
+    return (codes @ weights).mean()
 
 
 def mse(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:

@@ -56,7 +56,7 @@ class ReluL1SAE(SAE):
         else:
             z = F.relu(a)
             x_hat = self.decode(z)
-            penalty = common.l1(z) if norms is None else common.decoder_norm_weighted(z, self.W_dec)
+            penalty = common.l1(z, norms)
         terms = {"mse": common.mse(x, x_hat),
                  "l1": self.config.l1_coefficient * self.sparsity_scale(step) * penalty}
         terms["total"] = terms["mse"] + terms["l1"]

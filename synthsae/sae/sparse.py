@@ -76,9 +76,15 @@ def decode(z: torch.Tensor, W_dec: torch.Tensor, bias: torch.Tensor | None = Non
     if not worth_it(z.detach()):
         return z @ W_dec if bias is None else torch.addmm(bias, z, W_dec)
     rows, cols = z.detach().nonzero(as_tuple=True)  # row-major: each sample's entries are contiguous
-    vals = z[rows, cols]
-    bags = F.embedding_bag(cols, W_dec, bag_offsets(rows, z.shape[0]), mode="sum", per_sample_weights=vals)
+    bags = decode_entries(rows, cols, z[rows, cols], W_dec, z.shape[0])
     return bags if bias is None else bags + bias
+
+
+def decode_entries(rows: torch.Tensor, cols: torch.Tensor, vals: torch.Tensor, W_dec: torch.Tensor,
+                   n: int) -> torch.Tensor:
+    """sum over entries e of row b of vals[e] W_dec[cols[e]] -> (n, d); entries (nnz,) in row-major
+    order. One embedding bag per sample: no dense (n, m) product."""
+    return F.embedding_bag(cols, W_dec, bag_offsets(rows, n), mode="sum", per_sample_weights=vals)
 
 
 class _Encoder(torch.autograd.Function):
@@ -177,8 +183,7 @@ class ActiveCodes:
 
     def decode(self, W_dec: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         """bias + z W_dec -> (n, d), as an embedding bag over the entries."""
-        offsets = bag_offsets(self.rows, self.codes.shape[0])
-        return F.embedding_bag(self.cols, W_dec, offsets, mode="sum", per_sample_weights=self.vals) + bias
+        return decode_entries(self.rows, self.cols, self.vals, W_dec, self.codes.shape[0]) + bias
 
     def fired(self) -> torch.Tensor:
         """(m,) int64: on how many samples each latent is non-zero."""

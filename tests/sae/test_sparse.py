@@ -99,7 +99,7 @@ def test_every_variant_has_the_same_gradients_on_both_paths(force, name, hp, sma
     assert grads[0].keys() == grads[1].keys()
     for k, dense in grads[1].items():
         scale = dense.abs().max().clamp_min(1e-12)
-        assert (grads[0][k] - dense).abs().max() <= 1e-5 * scale, (name, k)
+        assert (grads[0][k] - dense).abs().max() <= 1e-5 * scale, (name, k)  # measured <= 3.3e-7
 
 
 def test_sparse_training_is_deterministic_and_close_to_dense(force, small_world):
@@ -111,7 +111,7 @@ def test_sparse_training_is_deterministic_and_close_to_dense(force, small_world)
         train(sae, small_world, 64 * 20, 64, lr=1e-3, seed=4, progress=False)
         runs.append(sae.W_dec.detach().clone())
     assert torch.equal(runs[0], runs[1])
-    assert (runs[0] - runs[2]).abs().max() < 1e-3
+    assert (runs[0] - runs[2]).abs().max() < 1e-5  # measured 1.2e-7 (float32 round-off through 20 Adam steps)
 
 
 def test_worth_it_thresholds():
