@@ -24,6 +24,7 @@ Conventions shared by every variant (they are the contract of `synthsae.sae`):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,7 +36,7 @@ from synthsae._rng import generator, resolve_device
 from synthsae.config import Config
 from synthsae.errors import require
 from synthsae.registry import Registry
-from synthsae.sae import common, sparse
+from synthsae.sae import common, fused, sparse
 
 SAE_CONFIGS: Registry[type["SAEConfig"]] = Registry("SAE variant")
 SAES: Registry[type["SAE"]] = Registry("SAE variant")
@@ -96,7 +97,8 @@ class TrainOutput:
 
     x_hat: (n, d) reconstruction. terms: named scalar loss terms (coefficients applied) plus "total".
     codes: (n, m) dense codes (zeros where inactive); a variant with exactly-k codes may instead
-    pass `topk=(idx, vals)`, each (n, k), and `m`, and the dense codes are built only if asked for.
+    pass `topk=(idx, vals)`, each (n, k), and `m`, and the dense codes are built only if asked for
+    (given together with codes, topk only makes the fire counts cheaper).
     fired: optional (m,) int64 per-latent non-zero counts, when the variant has them already.
     extras: variant-specific tensors `update` needs.
     """
@@ -123,7 +125,7 @@ class TrainOutput:
     def fired_per_latent(self) -> torch.Tensor:
         """(m,) int64: on how many samples of the batch each latent is non-zero (computed once)."""
         if "_fired" not in self.__dict__:
-            if self._codes is None:
+            if self._topk is not None:
                 idx, vals = self._topk
                 self._fired = torch.bincount(idx[vals != 0], minlength=self._m)
             else:
@@ -229,6 +231,23 @@ class SAE(nn.Module):
         """x_hat = z W_dec + b_dec, z (n, m) -> (n, d); sparse over the non-zero codes of large
         dictionaries (`sparse.decode`)."""
         return sparse.decode(z, self.W_dec, self.b_dec)
+
+    def reconstruct(self, x: torch.Tensor, activation: Callable[[torch.Tensor], torch.Tensor],
+                    a: torch.Tensor | None = None) -> fused.Dense:
+        """The dense training path: a = pre_acts(x), z = activation(a), x_hat = decode(z) and
+        their mse, for x (n, d) -> a, z (n, m), x_hat (n, d).
+
+        `activation` must have a mask Jacobian (each code is its pre-activation, positive, or 0;
+        see `synthsae.sae.fused`). Where `fused.applies` and `a` is not given, all of it is one
+        autograd node with a hand-written backward (small dictionaries on CPU); otherwise the
+        same math runs as eager ops, from `a` when the caller has already computed it.
+        """
+        if a is None and fused.applies(x, self.config.m):
+            return fused.forward(x, self.W_enc, self.b_enc, self.b_dec, self.W_dec, activation)
+        a = self.pre_acts(x) if a is None else a
+        z = activation(a)
+        x_hat = self.decode(z)
+        return fused.Dense(a, z, x_hat, common.mse(x, x_hat))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction decode(encode(x)), (n, d) -> (n, d)."""

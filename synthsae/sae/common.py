@@ -64,7 +64,9 @@ def remove_parallel_grad_(W: torch.Tensor) -> None:
     """
     if W.grad is None:
         return
-    parallel = torch.einsum("ij,ij->i", W.grad, W).unsqueeze(1)  # (m, 1); a batched dot, no (m, d) temporary
+    # (m, 1, 1) row-wise dots as one bmm: no (m, d) temporary (vecdot makes one: 3x slower at
+    # 16k x 768), and none of einsum's dispatch (2.5x slower at 128 x 32)
+    parallel = torch.bmm(W.grad.unsqueeze(1), W.unsqueeze(2)).view(-1, 1)
     W.grad.addcmul_(parallel, W, value=-1.0)
 
 

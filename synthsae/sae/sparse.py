@@ -45,14 +45,20 @@ def worth_it(t: torch.Tensor) -> bool:
             and int(torch.count_nonzero(t)) <= MAX_DENSITY * n * m)
 
 
+def bag_pays(m: int, k: int) -> bool:
+    """True when exactly-k codes over m latents are decoded as an embedding bag (`decode_topk`):
+    a large dictionary (m >= MIN_LATENTS) with k <= MAX_DENSITY * m."""
+    return m >= MIN_LATENTS and k <= MAX_DENSITY * m
+
+
 def decode_topk(idx: torch.Tensor, vals: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
     """sum_k vals[b, k] W_dec[idx[b, k]] for idx, vals (n, k) -> (n, d): exactly-k codes.
 
-    An embedding bag (O(n k d), no dense (n, m) product) for large dictionaries with k <= MAX_DENSITY
-    * m; otherwise the dense product of the scattered codes.
+    An embedding bag (O(n k d), no dense (n, m) product) when `bag_pays`; otherwise the dense
+    product of the scattered codes.
     """
     m = W_dec.shape[0]
-    if m >= MIN_LATENTS and idx.shape[1] <= MAX_DENSITY * m:
+    if bag_pays(m, idx.shape[1]):
         return F.embedding_bag(idx, W_dec, per_sample_weights=vals, mode="sum")
     return scatter_codes(idx, vals, m) @ W_dec
 

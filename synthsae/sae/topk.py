@@ -58,15 +58,30 @@ class TopKSAE(SAE):
         return idx, F.relu(vals)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        idx, vals = self.select(self.pre_acts(self._check_input(x)))
-        return sparse.scatter_codes(idx, vals, self.config.m)
+        return self.dense_codes(self.pre_acts(self._check_input(x)))
+
+    def dense_codes(self, a: torch.Tensor) -> torch.Tensor:
+        """(n, m) codes ReLU(TopK_k(a)) as a dense tensor (the activation of `reconstruct`)."""
+        return sparse.scatter_codes(*self.select(a), self.config.m)
 
     def forward_train(self, x: torch.Tensor, step: int) -> TrainOutput:
-        a = self.pre_acts(x)
-        idx, vals = self.select(a)
-        x_hat = sparse.decode_topk(idx, vals, self.W_dec) + self.b_dec
-        terms = {"mse": common.mse(x, x_hat)}
+        if sparse.bag_pays(self.config.m, self.config.k):  # large dictionary: k decoder rows per sample
+            a = self.pre_acts(x)
+            idx, vals = self.select(a)
+            x_hat = sparse.decode_topk(idx, vals, self.W_dec) + self.b_dec
+            mse, codes, topk = common.mse(x, x_hat), None, (idx, vals)
+        else:  # small dictionary: the dense path (one fused node on CPU)
+            picked = []  # TopK's (idx, vals), kept for fire counts: a bincount over n k entries
+
+            def activation(a: torch.Tensor) -> torch.Tensor:
+                idx, vals = self.select(a)
+                picked.append((idx, vals.detach()))
+                return sparse.scatter_codes(idx, vals, self.config.m)
+
+            dense = self.reconstruct(x, activation)
+            a, x_hat, mse, codes, topk = dense.a, dense.x_hat, dense.mse, dense.z, picked[0]
+        terms = {"mse": mse}
         terms["aux"] = self.config.aux_coefficient * common.auxk_loss(
             x - x_hat, a, self.dead_mask(), self.config.resolved_aux_k, self.W_dec)
         terms["total"] = terms["mse"] + terms["aux"]
-        return TrainOutput(x_hat, None, terms, topk=(idx, vals), m=self.config.m)
+        return TrainOutput(x_hat, codes, terms, topk=topk, m=self.config.m)

@@ -12,11 +12,12 @@ zero coordinate violates KKT. Samples whose support system is singular in anothe
 exhaust `max_iter` are returned as they are and fail their certificate (the `auto` method then
 falls back). Atoms are rows of D.
 
-Warm start: when supports are large, growing them from zero takes many refits, so the solver first
-predicts the sign pattern with a cheap float32 FISTA run (`screen.predict_signs`) and starts from
-it: atoms whose refit sign is wrong leave at once (z is still 0 then), the rest of the method is
-unchanged, so the prediction affects speed only, never the certificate. A small probe decides
-whether supports are large (see PROBE_SAMPLES).
+Warm start: when supports are large, growing them from zero takes many refits, so the solver
+switches to a sign pattern predicted by a cheap float32 FISTA run (`screen.predict_signs`): atoms
+whose refit sign is wrong leave at once (z is reset to 0 then), the rest of the method is
+unchanged, so the prediction affects speed only, never the certificate. Whether supports are large
+is read off the first outer steps themselves (see SWITCH_AFTER), so no work is thrown away when
+they are small.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from synthsae.solvers.methods import METHODS
-from synthsae.solvers.refit import factorize, neg_gradient, scatter_slots
+from synthsae.solvers.refit import entries, factorize, neg_gradient, put_rows
 from synthsae.solvers.screen import predict_signs
 
 # KKT allowance for zero coordinates, relative to (λ1 w_j + max_j |d_j·x|): rounding only.
@@ -34,12 +35,11 @@ ADD_PER_STEP = 32
 FIRST_ADD = 4
 # The support may grow by at most this fraction of its size per outer step (above FIRST_ADD).
 GROWTH = 1.0
-# Auto warm start: a probe runs PROBE_STEPS outer steps from zero on the first PROBE_SAMPLES samples;
-# if most of them still have violators with WARM_START_MIN_SUPPORT atoms (their support is still
-# growing at full speed), every sample starts from predicted signs, otherwise from zero (small
-# supports grow in a few refits, cheaper than FISTA). The probe's work is then discarded.
-PROBE_SAMPLES = 16
-PROBE_STEPS = 3
+# Auto warm start: after SWITCH_AFTER outer steps from zero, if most samples still have violators
+# with WARM_START_MIN_SUPPORT atoms or more (their support is still growing at full speed), those
+# samples switch to predicted signs; otherwise all go on from where they are (small supports grow
+# in a few refits, cheaper than FISTA).
+SWITCH_AFTER = 3
 WARM_START_MIN_SUPPORT = 16
 
 
@@ -49,28 +49,25 @@ def solve_active_set(problem, *, max_iter=None, init=None, warm_start=None):
     plus float32 FISTA steps when warm-started).
 
     init: optional (n, m) codes whose sign pattern is the starting support. warm_start: True/False
-    forces/forbids the FISTA sign prediction; None decides from a probe (see PROBE_SAMPLES).
+    forces/forbids the FISTA sign prediction; None switches to it after SWITCH_AFTER steps where
+    supports are still growing fast.
     """
-    n = problem.n
     max_iter = 4 * problem.m + 10 if max_iter is None else max_iter
     if init is not None:
         signs = torch.sign(init.to(problem.X))
         return _active_set(problem, max_iter, signs=signs.clamp(min=0) if problem.nonneg else signs)[:2]
-    if warm_start is None:
-        head = problem.subset(torch.arange(min(n, PROBE_SAMPLES), device=problem.X.device))
-        z_head, _, live = _active_set(head, min(max_iter, PROBE_STEPS))
-        growing = live & ((z_head != 0).sum(1) >= WARM_START_MIN_SUPPORT)
-        warm_start = n > 0 and float(growing.double().mean()) >= 0.5
     if warm_start:
         signs, pre = predict_signs(problem)
         z, steps, _ = _active_set(problem, max_iter, signs=signs)
         return z, pre + steps
-    return _active_set(problem, max_iter)[:2]
+    return _active_set(problem, max_iter, switch=warm_start is None)[:2]
 
 
-def _active_set(problem, max_iter, signs=None):
-    """The active-set loop from z = 0, optionally first refitting a predicted sign pattern `signs`.
-    Returns z, outer steps and the rows (n,) that still had KKT violators when it stopped."""
+def _active_set(problem, max_iter, signs=None, switch=False):
+    """The active-set loop from z = 0, optionally first refitting a predicted sign pattern `signs`;
+    `switch`: after SWITCH_AFTER steps, move samples with fast-growing supports to predicted signs.
+    Returns z, outer steps (plus FISTA steps where predicted) and the rows (n,) that still had KKT
+    violators when it stopped."""
     G, c, pen, l2, nonneg = problem.gram, problem.correlations, problem.penalty, problem.l2, problem.nonneg
     A = problem.system
     n, m = c.shape
@@ -80,12 +77,24 @@ def _active_set(problem, max_iter, signs=None):
     live = torch.ones(n, dtype=torch.bool, device=c.device)
     single = torch.zeros(n, dtype=torch.bool, device=c.device)  # back to one atom per step
     delta = KKT_DELTA * (pen + c.abs().amax(1, keepdim=True))
-    if signs is not None:
-        _lawson_hanson(A, c, pen, z, s, torch.arange(n, device=c.device), live, l2 == 0)
+
+    def start_from(rows, predicted):  # refit `rows` on predicted signs
+        z[rows], s[rows] = 0.0, predicted
+        _lawson_hanson(A, c, pen, z, s, rows, live, l2 == 0)
         # A predicted support can be singular (e.g. more than d atoms at λ2 = 0): start those from zero.
-        cold = ~live
+        cold = rows[~live[rows]]
         z[cold], s[cold], live[cold] = 0.0, 0.0, True
-    for _ in range(max_iter):
+
+    if signs is not None:
+        start_from(torch.arange(n, device=c.device), signs)
+    for step in range(max_iter):
+        if switch and step == SWITCH_AFTER:
+            growing = live & ((z != 0).sum(1) >= WARM_START_MIN_SUPPORT)
+            if float(growing.double().mean()) >= 0.5:
+                rows = live.nonzero().flatten()
+                predicted, pre = predict_signs(problem.subset(rows), init=z.index_select(0, rows))
+                iters[rows] += pre
+                start_from(rows, predicted)
         rows = live.nonzero().flatten()
         if len(rows) == 0:
             break
@@ -93,13 +102,13 @@ def _active_set(problem, max_iter, signs=None):
         g = neg_gradient(G, _take(c, rows, n), l2, zr, problem.D)
         excess = (g if nonneg else g.abs()) - _take(pen, rows, n)
         excess = torch.where((zr == 0) & (excess > _take(delta, rows, n)), excess, -float("inf"))
-        best, j = excess.topk(min(ADD_PER_STEP, m), dim=1)
         # up to max(FIRST_ADD, GROWTH·|S|) atoms enter per step: few while the support is small, more as it grows
         nnz = (zr != 0).sum(1, keepdim=True)
-        cap = (nnz * GROWTH).long().clamp(min=FIRST_ADD)
+        cap = (nnz * GROWTH).long().clamp(min=FIRST_ADD, max=ADD_PER_STEP)
         if l2 == 0:  # a Lasso support beyond d atoms is singular: never jump past d
             cap = torch.minimum(cap, (problem.D.shape[1] - nnz).clamp(min=1))
         cap = torch.where(single[rows, None], 1, cap)
+        best, j = excess.topk(min(int(cap.max()), m), dim=1)  # no wider than the largest cap (topk is costly)
         best = torch.where(torch.arange(best.shape[1], device=c.device) < cap, best, -float("inf"))
         done = torch.isinf(best[:, 0])
         if bool(done.any()):
@@ -131,9 +140,12 @@ def _active_set(problem, max_iter, signs=None):
 
 
 def _take(t, rows, n):
-    """t[rows] along dim 0: the tensor itself when every sample is selected, else index_select
-    (much faster than advanced indexing on CPU)."""
-    return t if len(rows) == n else t.index_select(0, rows)
+    """t[rows] along dim 0: the tensor itself when every sample is selected, a narrower view of a
+    broadcast row (per-feature penalties), else index_select (much faster than advanced indexing
+    on CPU)."""
+    if len(rows) == n:
+        return t
+    return t[: len(rows)] if t.stride(0) == 0 else t.index_select(0, rows)
 
 
 def _lawson_hanson(A, c, pen, z, s, rows, live, null_steps):
@@ -157,8 +169,9 @@ def _lawson_hanson(A, c, pen, z, s, rows, live, null_steps):
         if len(f.rows) == 0:
             continue
         sub = rows[f.rows]
-        zo = z.index_select(0, sub).gather(1, f.idx.clamp(max=m - 1)) * f.valid  # current point, slot order
-        sg = sgn.index_select(0, f.rows).gather(1, f.idx.clamp(max=m - 1)) * f.valid
+        safe = f.idx.clamp(max=m - 1)
+        zo = entries(z, sub, safe) * f.valid  # current point, slot order
+        sg = entries(sgn, f.rows, safe) * f.valid
         dropped = torch.zeros_like(f.valid)
         done = torch.zeros_like(f.ok)
         zn = f.u
@@ -168,8 +181,8 @@ def _lawson_hanson(A, c, pen, z, s, rows, live, null_steps):
             fin = (clean & ~done).nonzero().flatten()
             if len(fin):
                 idx = f.idx.index_select(0, fin)
-                z.index_copy_(0, sub[fin], scatter_slots(zn.index_select(0, fin), idx, m))
-                s.index_copy_(0, sub[fin], scatter_slots(torch.where(dropped, 0.0, sg).index_select(0, fin), idx, m))
+                put_rows(z, sub[fin], zn.index_select(0, fin), idx)
+                put_rows(s, sub[fin], torch.where(dropped, 0.0, sg).index_select(0, fin), idx)
                 done |= clean
                 if bool(done.all()):
                     break

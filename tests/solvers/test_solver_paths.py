@@ -10,7 +10,9 @@ from synthsae.solvers import (METHODS, NotCertifiedWarning, SparseCodingProblem,
                               support_jacobian)
 from synthsae.solvers.active_set import solve_active_set
 from synthsae.solvers import cvxpy_ref
-from synthsae.solvers.refit import factorize, padded_support, refit
+from synthsae.solvers import refit as refit_module
+from synthsae.solvers import screen
+from synthsae.solvers.refit import factorize, neg_gradient, padded_support, refit
 from synthsae.testing.dictionaries import gaussian_dictionary
 from synthsae.testing.problems import sparse_code_matrix
 
@@ -54,6 +56,78 @@ def test_refit_matches_direct_solves_across_support_buckets(l2):
         assert torch.allclose(z[i, S], want.double(), rtol=0, atol=1e-10)
 
 
+def test_groups_cover_each_nonempty_support_once_with_similar_sizes_within_the_budget(monkeypatch):
+    counts = torch.tensor([0, 3, 17, 20, 21, 100, 119, 121, 5, 0, 40, 100, 100, 101])
+    budget = 2 * 101**2  # two systems of 101 atoms per group
+    monkeypatch.setattr(refit_module, "CPU_CHUNK_ENTRIES", budget)
+    groups = refit_module._groups(counts)
+    assert sorted(torch.cat([rows for rows, _ in groups]).tolist()) == [i for i, c in enumerate(counts) if c > 0]
+    for rows, k in groups:
+        sizes = counts[rows]
+        assert k == int(sizes.max())
+        assert k <= max(refit_module.MIN_GROUP_SIZE, refit_module.GROUP_SPREAD * int(sizes.min()))
+        assert len(rows) * k * k <= budget or len(rows) == 1
+    assert [len(rows) for rows, k in groups if k >= 100] == [2, 2, 1, 1]  # 100, 100 | 100, 101 | 119 | 121
+
+
+@pytest.mark.parametrize("k", [8, 64])  # torch's batched path and the LAPACK loop (LAPACK_LOOP_MIN = 48)
+def test_cholesky_solve_paths_factor_and_solve_and_flag_indefinite_systems(k):
+    g = torch.Generator().manual_seed(k)
+    B = torch.randn(4, k, 2 * k, generator=g, dtype=torch.float64)
+    A = B @ B.mT / (2 * k) + 0.1 * torch.eye(k, dtype=torch.float64)
+    A[2, 0, 0] = -1.0  # not positive definite
+    b = torch.randn(4, k, generator=g, dtype=torch.float64)
+    L, info, u = refit_module._cholesky_solve(A.clone(), b)
+    assert info[2] > 0 and (info[[0, 1, 3]] == 0).all()
+    for i in (0, 1, 3):
+        assert torch.allclose(L[i].tril(), torch.linalg.cholesky(A[i]), rtol=0, atol=1e-12)
+        assert torch.allclose(u[i], torch.linalg.solve(A[i], b[i]), rtol=0, atol=1e-10)
+
+
+def test_neg_gradient_is_the_same_through_gram_rows_d_and_the_gram():
+    prob = _lasso_problem(m=80, d=48, n=30, seed=2, l2=0.3)
+    g = torch.Generator().manual_seed(4)
+    for per_row in (2, 40):  # sparse enough for the Gram-row sums, then dense enough for (zD)Dᵀ
+        z = torch.zeros(30, 80, dtype=torch.float64)
+        for i in range(30):
+            z[i, torch.randperm(80, generator=g)[:per_row]] = torch.randn(per_row, generator=g, dtype=torch.float64)
+        want = prob.correlations - z @ prob.gram - 0.3 * z
+        for D in (prob.D, None):
+            got = neg_gradient(prob.gram, prob.correlations, 0.3, z, D)
+            assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_sign_patterns_compare_row_by_row_with_and_without_word_views():
+    for m in (16, 13):  # rows of whole 8-byte words, and not
+        a = torch.sign(torch.randn(5, m, generator=torch.Generator().manual_seed(m)))
+        b = a.clone()
+        b[1, m - 1] = -b[1, m - 1] if b[1, m - 1] != 0 else 1.0
+        b[3, 0] = 0.0 if a[3, 0] != 0 else 1.0
+        for x, y in ((a, b), (a > 0, b > 0)):
+            assert screen._same_rows(x, y).tolist() == (x == y).all(1).tolist()
+        assert screen._same_rows(a, b).tolist() == [True, False, True, False, True]
+
+
+@pytest.mark.slow
+def test_auto_switches_to_predicted_signs_only_where_supports_keep_growing(monkeypatch):
+    calls = []
+
+    def counting(problem, init=None):
+        calls.append(problem.n)
+        return screen.predict_signs(problem, init=init)
+
+    monkeypatch.setattr("synthsae.solvers.active_set.predict_signs", counting)
+    for l1, switched in ((0.02, True), (1.0, False)):  # ~50 active atoms out of 128, then a few
+        X, D = planted(4, 128, 64, 12, True, 21, noise=0.1, lo=1.0, hi=3.0)
+        prob = SparseCodingProblem.create(X, D, l1, 0.05, nonneg=True)
+        calls.clear()
+        z, _ = solve_active_set(prob)
+        assert bool(calls) == switched
+        cold, _ = solve_active_set(prob, warm_start=False)
+        assert prob.certify(z, 1e-9, 1e-7)["converged"].all()
+        assert torch.equal(z != 0, cold != 0) and torch.allclose(z, cold, rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("l2", [0.0, 0.2])
 def test_solve_without_equals_a_refit_on_the_smaller_support(l2):
     # holding slots at zero through the big support's factor = factoring the smaller support anew
@@ -75,12 +149,15 @@ def test_solve_without_equals_a_refit_on_the_smaller_support(l2):
     assert torch.allclose(got, want, rtol=0, atol=1e-11)
 
 
-def test_refit_flags_singular_supports():
-    D = gaussian_dictionary(6, 3, 0)  # 4 atoms in R^3 are linearly dependent: singular Lasso system
-    prob = SparseCodingProblem.create(torch.ones(2, 3), D, 0.1)
-    mask = torch.tensor([[True] * 4 + [False] * 2, [True] * 2 + [False] * 4])
+@pytest.mark.parametrize("m,d,big,small", [(6, 3, 4, 2), (70, 50, 56, 49)])  # torch path; LAPACK loop
+def test_refit_flags_singular_supports(m, d, big, small):
+    D = gaussian_dictionary(m, d, 0)  # `big` > d atoms in R^d are linearly dependent: singular Lasso system
+    prob = SparseCodingProblem.create(torch.ones(2, d), D, 0.1)
+    mask = torch.tensor([[True] * big + [False] * (m - big), [True] * small + [False] * (m - small)])
     z, ok = refit(prob.system, prob.correlations, prob.penalty, mask, mask.double())
-    assert ok.tolist() == [False, True] and torch.equal(z[0], torch.zeros(6, dtype=torch.float64))
+    assert ok.tolist() == [False, True] and torch.equal(z[0], torch.zeros(m, dtype=torch.float64))
+    want = torch.linalg.solve(prob.gram[:small, :small], prob.correlations[1, :small] - 0.1)
+    assert torch.allclose(z[1, :small], want, rtol=0, atol=1e-8)
 
 
 @pytest.mark.slow
