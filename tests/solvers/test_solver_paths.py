@@ -6,12 +6,18 @@ import warnings
 import pytest
 import torch
 
-from synthsae.solvers import (METHODS, NotCertifiedWarning, SparseCodingProblem, active_set_jacobian, sparse_code,
-                              support_jacobian)
-from synthsae.solvers.active_set import solve_active_set
-from synthsae.solvers import cvxpy_ref
+from synthsae.solvers import (
+    METHODS,
+    NotCertifiedWarning,
+    SparseCodingProblem,
+    active_set_jacobian,
+    cvxpy_ref,
+    screen,
+    sparse_code,
+    support_jacobian,
+)
 from synthsae.solvers import refit as refit_module
-from synthsae.solvers import screen
+from synthsae.solvers.active_set import solve_active_set
 from synthsae.solvers.refit import factorize, neg_gradient, padded_support, refit
 from synthsae.testing.dictionaries import gaussian_dictionary
 from synthsae.testing.problems import sparse_code_matrix
