@@ -61,8 +61,9 @@ def sparse_code(X, D, l1, l2=0.0, weights=None, nonneg=False, method="auto", tol
     weights: None, (m,) per feature or (n, m) per sample, all > 0.
     method: "auto" (active set, then FISTA, then cvxpy for samples whose certificate fails, warning
     if any still fails), "active_set", "fista", "cvxpy", "closed_form" (orthonormal rows).
-    The active set starts from zero, or, when a small probe shows large supports, from signs
-    predicted by float32 FISTA (`active_set.py`); either way the returned codes are exact refits.
+    The active set starts from zero and, where supports are still growing after a few steps,
+    switches to signs predicted by float32 FISTA (`active_set.py`); either way the returned codes
+    are exact refits.
     tol: on the relative duality gap; kkt_tol: on the relative KKT violation. max_iter: per method
     of the chain (None: each method's default). Numpy accepted; all work is float64 except the
     float32 sign prediction, on `device` (CPU default).

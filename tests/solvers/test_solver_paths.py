@@ -44,8 +44,8 @@ def _lasso_problem(m: int, d: int, n: int, seed: int, l2: float) -> SparseCoding
 
 
 @pytest.mark.parametrize("l2", [0.0, 0.3])
-def test_refit_matches_direct_solves_across_support_buckets(l2):
-    # supports of sizes 0..40 cross several padding buckets (16, 32, 45)
+def test_refit_matches_direct_solves_across_support_groups(l2):
+    # supports of sizes 0..40 fall in several padding groups (up to 16, then spans of a factor 1.2)
     m = 60
     prob = _lasso_problem(m, d=48, n=41, seed=3, l2=l2)
     g = torch.Generator().manual_seed(5)
