@@ -121,12 +121,6 @@ def put_rows(t: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor, idx: torc
     t.view(-1).index_put_(((rows[:, None] * m + idx)[keep],), slots[keep])
 
 
-def scatter_slots(slots: torch.Tensor, idx: torch.Tensor, m: int) -> torch.Tensor:
-    """Slot values (g, k) at atoms `idx` (g, k) (padding: m) → (g, m) in atom order, zeros elsewhere."""
-    out = torch.zeros(slots.shape[0], m + 1, dtype=slots.dtype, device=slots.device)
-    return out.scatter_(1, idx, slots)[:, :m]
-
-
 def factorize(system, corr, pen, mask, signs) -> list[SupportFactor]:
     """Factor and solve the linear optimality system on `mask` with `signs` (n, m), float64, one
     `SupportFactor` per group of similar support sizes (`_groups`; rows with an empty support are
@@ -230,7 +224,7 @@ def refit(system, corr, pen, mask, signs):
     z = torch.zeros(n, m, dtype=system.dtype, device=system.device)
     ok = torch.ones(n, dtype=torch.bool, device=system.device)
     for f in factorize(system, corr, pen, mask, signs):
-        z.index_copy_(0, f.rows, scatter_slots(f.u, f.idx, m))
+        put_rows(z, f.rows, f.u, f.idx)
         ok[f.rows] = f.ok
     return z, ok
 

@@ -49,11 +49,12 @@ def predict_signs(problem, init: torch.Tensor | None = None, max_iter: int = 300
         while bad is not None and bool(bad.any()):  # backtrack: double those samples' L and redo their step
             b = bad.nonzero().flatten()
             steps.grow(b)
-            yb = y.index_select(0, b)
-            zb, zbD = steps.step(yb, yD.index_select(0, b), D, b)
-            zn[b], znD[b], diff[b] = zb, zbD, zb - yb
+            yb, yDb = y.index_select(0, b), yD.index_select(0, b)
+            zb, zbD = steps.step(yb, yDb, D, b)
+            db = zb - yb
+            zn[b], znD[b], diff[b] = zb, zbD, db
             bad = torch.zeros_like(bad)
-            bad[b] = steps.too_long(zbD - yD.index_select(0, b), diff[b], b)
+            bad[b] = steps.too_long(zbD - yDb, db, b)
         dz = zn - z
         restart = torch.linalg.vecdot(diff, dz) < 0  # ⟨y − zn, zn − z⟩ > 0: adaptive restart (O'Donoghue & Candès)
         t = torch.where(restart, torch.ones_like(t), t)
@@ -79,13 +80,14 @@ class _Steps:
     """Per-sample prox-gradient steps z = prox((1 − λ2/L) y + c/L − (y D / L) Dᵀ, pen/L) with a
     step 1/L per sample (see START_STEP). Holds, per sample, L (n,), c and pen (n, m) and the scaled
     constants c/L and ∓pen/L, recomputed only for samples whose L grows. For non-negative codes
-    prox(v) = (v − pen/L)₊, so the threshold is folded into c."""
+    prox(v) = (v − pen/L)₊, so the threshold is folded into c and pen is not kept."""
 
     def __init__(self, problem, dtype):
         self.l2, self.nonneg = problem.l2, problem.nonneg
         self.L_max = problem.norm_sq * (1 + 1e-3) + problem.l2  # 1/L_max always decreases
-        self.pen = problem.penalty.to(dtype).expand(problem.n, problem.m)
-        self.c = problem.correlations.to(dtype) - self.pen if self.nonneg else problem.correlations.to(dtype)
+        pen = problem.penalty.to(dtype).expand(problem.n, problem.m)
+        c = problem.correlations.to(dtype)
+        self.c, self.pen = (c - pen, None) if self.nonneg else (c, pen)
         self.L = torch.full((problem.n,), max(self.L_max / START_STEP, self.l2), dtype=dtype, device=self.c.device)
         self.parts = self._parts(self.c, self.pen, self.L)
 
@@ -96,12 +98,14 @@ class _Steps:
     def grow(self, b: torch.Tensor) -> None:
         """Double L (up to the global bound) for samples b."""
         self.L[b] = (2 * self.L[b]).clamp(max=self.L_max)
-        for part, new in zip(self.parts, self._parts(self.c[b], self.pen[b], self.L[b])):
+        pen = None if self.pen is None else self.pen[b]
+        for part, new in zip(self.parts, self._parts(self.c[b], pen, self.L[b])):
             part[b] = new
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep samples `keep` only."""
-        self.c, self.pen, self.L = (a.index_select(0, keep) for a in (self.c, self.pen, self.L))
+        self.c, self.L = self.c.index_select(0, keep), self.L.index_select(0, keep)
+        self.pen = None if self.pen is None else self.pen.index_select(0, keep)
         self.parts = [p.index_select(0, keep) for p in self.parts]
 
     def step(self, y, yD, D, rows=None):

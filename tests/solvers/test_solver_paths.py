@@ -347,8 +347,13 @@ def test_fista_steps_backtrack_until_sufficient_decrease():
     steps.grow(torch.tensor([0]))
     assert float(steps.L[0]) == pytest.approx(steps.L_max) and not steps.shorter()
     assert steps.too_long(v @ prob.D, v).tolist() == [False]
-    z, zD = steps.step(torch.zeros(1, 40, dtype=torch.float64), torch.zeros(1, 16, dtype=torch.float64), prob.D)
-    assert torch.allclose(zD, z @ prob.D)  # the product that is carried along instead of recomputed
+    # one step from y is soft-thresholding of y − ∇f(y)/L, ∇f(y) = y G − c + λ2 y (the explicit formula)
+    y = torch.randn(1, 40, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    z, zD = steps.step(y, y @ prob.D, prob.D)
+    L = float(steps.L[0])
+    v = y - (y @ prob.gram - prob.correlations + 0.2 * y) / L
+    want = torch.sign(v) * (v.abs() - prob.penalty / L).clamp(min=0)
+    assert torch.allclose(z, want, rtol=0, atol=1e-12) and torch.allclose(zD, want @ prob.D, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("nonneg,l2", [(False, 0.0), (True, 0.1)])
