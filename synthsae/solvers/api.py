@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from synthsae._malloc import adapt_thresholds
+from synthsae._malloc import tune as tune_malloc
 from synthsae.errors import fail, require
 from synthsae.solvers import active_set, closed_form, cvxpy_ref, fista  # noqa: F401  (register methods)
 from synthsae.solvers.methods import METHODS
@@ -70,7 +70,7 @@ def sparse_code(X, D, l1, l2=0.0, weights=None, nonneg=False, method="auto", tol
     Returns a `SparseCodeResult`; `converged[i]` is False (and a NotCertifiedWarning is issued when
     `warn`) wherever sample i's certificate fails, and its code is then not an exact optimum.
     """
-    adapt_thresholds()  # reuse freed temporaries instead of faulting in new pages (see synthsae._malloc)
+    tune_malloc()  # reuse freed temporaries instead of faulting in new pages (see synthsae._malloc)
     problem = SparseCodingProblem.create(X, D, l1, l2, weights, nonneg, device)
     require(isinstance(tol, float | int) and tol > 0, "tol", tol, "must be > 0", "a positive float, e.g. 1e-9")
     require(isinstance(kkt_tol, float | int) and kkt_tol > 0, "kkt_tol", kkt_tol, "must be > 0", "a positive float")
