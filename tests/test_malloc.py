@@ -56,3 +56,36 @@ def test_user_settings_win():
     assert run(script)["tuned"] == GLIBC
     assert not run(script, SYNTHSAE_MALLOC="default")["tuned"]
     assert not run(script, MALLOC_ARENA_MAX="2")["tuned"]
+
+
+# Training with 64 MiB (batch, m) blocks (d=32, m=2048, batch 8192), inside one outer scope (as if
+# it were one longer run; leaving a scope hands the memory back, so the next run's first step
+# faults it in again). Measured: 5,000-11,000 faults per step after the first run, against 82,000 without
+# the scope (SYNTHSAE_MALLOC=default); a resident size of ~770 MiB inside, ~320 MiB after it.
+TRAIN_SCRIPT = textwrap.dedent("""
+    import json, resource, torch
+    from synthsae._malloc import reuse_freed_memory
+    from synthsae.sae import make, train
+    from synthsae.world import World
+    torch.set_num_threads(1)
+    world, sae, B = World.preset("toy"), make("relu_l1", 32, 2048), 8192
+
+    def resident_mib():
+        return int(open("/proc/self/statm").read().split()[1]) * 4096 // 2**20
+
+    with reuse_freed_memory(torch.device("cpu")):
+        train(sae, world, B, B, progress=False, init_b_dec=None)  # maps the memory once
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        train(sae, world, 3 * B, B, progress=False, init_b_dec=None)
+        faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3
+        kept = resident_mib()
+    print(json.dumps({"faults_per_step": faults, "kept": kept, "after": resident_mib()}))
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not GLIBC, reason="the tuning applies to glibc only")
+def test_training_reuses_big_blocks_and_returns_them_after():
+    tuned, default = run(TRAIN_SCRIPT), run(TRAIN_SCRIPT, SYNTHSAE_MALLOC="default")
+    assert tuned["faults_per_step"] < default["faults_per_step"] / 4, (tuned, default)
+    assert tuned["kept"] - tuned["after"] >= 64, tuned  # MiB handed back when the scope ends

@@ -31,6 +31,7 @@ import torch
 from safetensors import safe_open
 
 from synthsae import io
+from synthsae._malloc import reuse_freed_memory
 from synthsae._rng import generator, resolve_device
 from synthsae.errors import require
 from synthsae.sae import common
@@ -154,6 +155,8 @@ def train(
         checkpoint starts from scratch. A checkpoint written for another SAE config, world or
         trainer setting, or a corrupted file, raises `ValueError`.
     A non-finite loss term stops training with `FloatingPointError` naming the step and term.
+    On CPU with glibc, freed memory is kept for reuse while training runs and handed back when it
+    returns (`synthsae._malloc.reuse_freed_memory`; opt out with SYNTHSAE_MALLOC=default).
     """
     _validate(sae, world, n_samples, batch_size, lr, seed, checkpoint_every, lr_warmup_steps, lr_decay_steps,
               betas, grad_clip, init_b_dec, resample_every, log_every)
@@ -196,44 +199,46 @@ def train(
     names: list[str] | None = list(history.terms) or None
     bar = _progress(progress, n_steps, start, sae.name)
     step = start
-    try:
-        for step in range(start, n_steps):
-            x = world.sample(batch_size, seed=batch_seed(seed, step), device=dev, dtype=torch.float32).x
-            step_lr = lr * common.lr_factor(step, n_steps, lr_warmup_steps, lr_decay_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = step_lr
-            out = sae.forward_train(x, step)
-            _check_finite(out.terms, step)
-            optimizer.zero_grad(set_to_none=True)
-            out.terms["total"].backward()
-            if sae.unit_norm_decoder and sae.W_dec.requires_grad:
-                common.remove_parallel_grad_(sae.W_dec)
-            if grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            optimizer.step()
-            sae.after_step(step)
-            sae.update(out, step)
-            if resample_every and (step + 1) % resample_every == 0:
-                if common.resample_dead(sae, x, optimizer, trainer_gen):
-                    sae.after_step(step)
+    # 16k-latent steps allocate 64 MiB blocks: keep freed memory for reuse (see synthsae._malloc)
+    with reuse_freed_memory(dev):
+        try:
+            for step in range(start, n_steps):
+                x = world.sample(batch_size, seed=batch_seed(seed, step), device=dev, dtype=torch.float32).x
+                step_lr = lr * common.lr_factor(step, n_steps, lr_warmup_steps, lr_decay_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = step_lr
+                out = sae.forward_train(x, step)
+                _check_finite(out.terms, step)
+                optimizer.zero_grad(set_to_none=True)
+                out.terms["total"].backward()
+                if sae.unit_norm_decoder and sae.W_dec.requires_grad:
+                    common.remove_parallel_grad_(sae.W_dec)
+                if grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                optimizer.step()
+                sae.after_step(step)
+                sae.update(out, step)
+                if resample_every and (step + 1) % resample_every == 0:
+                    if common.resample_dead(sae, x, optimizer, trainer_gen):
+                        sae.after_step(step)
 
-            if names is None:
-                names = [k for k in out.terms]
-                history.terms = {k: [] for k in names}
-            pending.append(_metrics(x, out, names))
-            if (step + 1) % log_every == 0:
-                _flush(history, pending, sae, step + 1, step_lr)
-                pending = []
+                if names is None:
+                    names = [k for k in out.terms]
+                    history.terms = {k: [] for k in names}
+                pending.append(_metrics(x, out, names))
+                if (step + 1) % log_every == 0:
+                    _flush(history, pending, sae, step + 1, step_lr)
+                    pending = []
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{history.terms['total'][-1]:.4g}", l0=f"{history.l0[-1]:.1f}",
+                                        dead=history.dead[-1])
+                if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
+                    _save_checkpoint(ckpt, sae, optimizer, trainer_gen, settings, fingerprint, step + 1, history, pending)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{history.terms['total'][-1]:.4g}", l0=f"{history.l0[-1]:.1f}",
-                                    dead=history.dead[-1])
-            if ckpt is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == n_steps):
-                _save_checkpoint(ckpt, sae, optimizer, trainer_gen, settings, fingerprint, step + 1, history, pending)
+                    bar.update(1)
+        finally:
             if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
 
     final = _copy_history(history)
     if pending:  # a partial window at the end is reported, but kept pending in the checkpoint
