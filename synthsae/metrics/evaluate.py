@@ -16,6 +16,7 @@ import time
 import numpy as np
 import torch
 
+from synthsae._malloc import reuse_freed_memory
 from synthsae._rng import resolve_device
 from synthsae.config import Config
 from synthsae.errors import require, unknown_name
@@ -105,6 +106,7 @@ class EvalConfig(Config):
                 "a penalty cannot be negative", "a float >= 0")
 
 
+@reuse_freed_memory()  # blocks of tens of MiB at 16k latents: reuse them (see synthsae._malloc)
 def evaluate(sae, world, n: int | None = None, seed: int | None = None, device=None,
              config: EvalConfig | None = None, **overrides) -> Report:
     """Evaluate an SAE against the ground truth of `world`; returns a `Report`.
