@@ -89,3 +89,28 @@ def test_training_reuses_big_blocks_and_returns_them_after():
     tuned, default = run(TRAIN_SCRIPT), run(TRAIN_SCRIPT, SYNTHSAE_MALLOC="default")
     assert tuned["faults_per_step"] < default["faults_per_step"] / 4, (tuned, default)
     assert tuned["kept"] - tuned["after"] >= 64, tuned  # MiB handed back when the scope ends
+
+
+def test_sparse_code_opens_the_scope_only_for_big_batches(monkeypatch):
+    """The scope is entered when the (n, m) float64 temporaries pass the heap ceiling (shrunk here)."""
+    import contextlib
+
+    import torch
+
+    from synthsae.solvers import api, sparse_code
+
+    entered = []
+
+    @contextlib.contextmanager
+    def spy(device=None):
+        entered.append(device)
+        yield
+
+    monkeypatch.setattr(api, "reuse_freed_memory", spy)
+    monkeypatch.setattr(api, "MMAP_THRESHOLD", 8 * 20 * 16)  # bytes of a (20, 16) float64 block
+    D = torch.nn.functional.normalize(torch.randn(16, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    X = torch.randn(21, 8, generator=torch.Generator().manual_seed(1))
+    sparse_code(X[:20], D, 0.1)
+    assert entered == []
+    assert sparse_code(X, D, 0.1).all_converged
+    assert entered == [torch.device("cpu")]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 
 import torch
 
+from synthsae._malloc import MMAP_THRESHOLD, reuse_freed_memory
 from synthsae._malloc import tune as tune_malloc
 from synthsae.errors import fail, require
 from synthsae.solvers import active_set, closed_form, cvxpy_ref, fista  # noqa: F401  (register methods)
@@ -79,6 +81,23 @@ def sparse_code(X, D, l1, l2=0.0, weights=None, nonneg=False, method="auto", tol
     if method != "auto" and method not in METHODS:
         METHODS.get(method)  # raises the did-you-mean error
     chain = ["active_set", "fista", "cvxpy"] if method == "auto" else [method]
+    # (n, m) float64 temporaries above glibc's heap ceiling would be mapped afresh on every op
+    big = problem.n * problem.m * 8 > MMAP_THRESHOLD
+    with reuse_freed_memory(problem.X.device) if big else contextlib.nullcontext():
+        z, iters, used, cert = _solve_chain(problem, chain, tol, kkt_tol, max_iter)
+    n = problem.n
+    bad = int((~cert["converged"]).sum())
+    if bad and warn:
+        warnings.warn(f"{bad} of {n} samples are not certified (relative gap > {tol:g} or KKT violation > "
+                      f"{kkt_tol:g}); see result.converged / rel_gap / kkt_violation. Try a larger max_iter "
+                      "or method='cvxpy'.", NotCertifiedWarning, stacklevel=2)
+    return SparseCodeResult(z=z, support=z != 0, iterations=iters, method=tuple(used), l1=problem.l1,
+                            l2=problem.l2, nonneg=problem.nonneg, tol=float(tol), **cert)
+
+
+def _solve_chain(problem, chain, tol, kkt_tol, max_iter):
+    """Run the methods of `chain` in turn, each on the samples not yet certified. Returns z (n, m),
+    iterations (n,), the method used per sample and the certificate of z (dict of (n,) tensors)."""
     n = problem.n
     z = torch.zeros(n, problem.m, dtype=torch.float64, device=problem.X.device)
     iters = torch.zeros(n, dtype=torch.long, device=z.device)
@@ -106,10 +125,4 @@ def sparse_code(X, D, l1, l2=0.0, weights=None, nonneg=False, method="auto", tol
         todo = todo[~part["converged"]]
     if cert is None:  # empty batch
         cert = problem.certify(z, tol, kkt_tol)
-    bad = int((~cert["converged"]).sum())
-    if bad and warn:
-        warnings.warn(f"{bad} of {n} samples are not certified (relative gap > {tol:g} or KKT violation > "
-                      f"{kkt_tol:g}); see result.converged / rel_gap / kkt_violation. Try a larger max_iter "
-                      "or method='cvxpy'.", NotCertifiedWarning, stacklevel=2)
-    return SparseCodeResult(z=z, support=z != 0, iterations=iters, method=tuple(used), l1=problem.l1,
-                            l2=problem.l2, nonneg=problem.nonneg, tol=float(tol), **cert)
+    return z, iters, used, cert
