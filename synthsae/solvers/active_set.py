@@ -165,7 +165,8 @@ def _lawson_hanson(A, c, pen, z, s, rows, live, null_steps):
             live[singular[~swapped]] = False  # leave the sample uncertified
             if bool(swapped.any()):
                 _lawson_hanson(A, c, pen, z, s, singular[swapped], live, null_steps)
-        f = f.select(f.ok.nonzero().flatten())
+        if not bool(f.ok.all()):
+            f = f.select(f.ok.nonzero().flatten())
         if len(f.rows) == 0:
             continue
         sub = rows[f.rows]
@@ -179,7 +180,7 @@ def _lawson_hanson(A, c, pen, z, s, rows, live, null_steps):
             bad = f.valid & ~dropped & (zn * sg <= 0)
             clean = ~bad.any(1)
             fin = (clean & ~done).nonzero().flatten()
-            if len(fin):
+            if len(fin):  # the slots cover every earlier non-zero of these rows: write them all
                 idx = f.idx.index_select(0, fin)
                 put_rows(z, sub[fin], zn.index_select(0, fin), idx)
                 put_rows(s, sub[fin], torch.where(dropped, 0.0, sg).index_select(0, fin), idx)

@@ -56,14 +56,15 @@ def system_matrix(gram: torch.Tensor, l2: float) -> torch.Tensor:
 def padded_support(mask: torch.Tensor, k: int | None = None, pad: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """For a bool mask (n, m): indices (n, k) of the True entries in increasing order, padded with
     `pad` (k defaults to the largest row count), and the validity mask (n, k)."""
-    n, m = mask.shape
+    n = mask.shape[0]
+    rows, cols = mask.nonzero(as_tuple=True)  # row-major: each row's entries in increasing order
     counts = mask.sum(1)
     k = (int(counts.max()) if n else 0) if k is None else k
-    pos = torch.where(mask, mask.cumsum(1) - 1, k)  # slot of each True entry; k = discard column
-    idx = torch.full((n, k + 1), pad, dtype=torch.long, device=mask.device)
-    idx.scatter_(1, pos, torch.arange(m, device=mask.device).expand(n, m))
+    slot = torch.arange(len(rows), device=mask.device) - (counts.cumsum(0) - counts).index_select(0, rows)
+    idx = torch.full((n, k), pad, dtype=torch.long, device=mask.device)
+    idx.index_put_((rows, slot), cols)
     valid = torch.arange(k, device=mask.device)[None, :] < counts[:, None]
-    return torch.where(valid, idx[:, :k], pad), valid
+    return idx, valid
 
 
 @dataclass(eq=False)
@@ -112,11 +113,10 @@ class SupportFactor:
 
 
 def put_rows(t: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor, idx: torch.Tensor) -> None:
-    """In place: rows `rows` (g,) of t (n, m) become the slot values (g, k) at atoms idx (g, k)
-    (padding: m), zeros elsewhere. Writes only the g·k entries after zeroing the rows (cheaper
-    than building (g, m) rows and copying them)."""
+    """In place: t[rows[i], idx[i, j]] = slots[i, j] for the non-padding slots (idx < m); every
+    other entry of t is left as it is (callers write over the rows' previous non-zeros, or start
+    from zeros)."""
     m = t.shape[1]
-    t.index_fill_(0, rows, 0.0)
     keep = idx < m
     t.view(-1).index_put_(((rows[:, None] * m + idx)[keep],), slots[keep])
 
@@ -128,7 +128,9 @@ def factorize(system, corr, pen, mask, signs) -> list[SupportFactor]:
 
     system: `system_matrix(G, λ2)`.
     """
-    return [_factor_group(system, corr, pen, mask, signs, rows, k) for rows, k in _groups(mask.sum(1))]
+    idx, valid = padded_support(mask, pad=mask.shape[1])
+    return [_factor_group(system, corr, pen, signs, rows, idx.index_select(0, rows)[:, :k],
+                          valid.index_select(0, rows)[:, :k]) for rows, k in _groups(valid.sum(1))]
 
 
 def _groups(counts: torch.Tensor) -> list[tuple[torch.Tensor, int]]:
@@ -150,12 +152,10 @@ def _groups(counts: torch.Tensor) -> list[tuple[torch.Tensor, int]]:
     return groups
 
 
-def _factor_group(system, corr, pen, mask, signs, rows, k) -> SupportFactor:
-    """`factorize` for the samples `rows`, whose supports have at most k atoms."""
-    m = mask.shape[1]
+def _factor_group(system, corr, pen, signs, rows, idx, valid) -> SupportFactor:
+    """`factorize` for the samples `rows`, with support atoms idx (g, k) (padding: m) and valid (g, k)."""
+    m, k = signs.shape[1], idx.shape[1]
     flat = system.reshape(-1)
-
-    idx, valid = padded_support(mask.index_select(0, rows), k, pad=m)
     # int32 positions when they fit: half the memory traffic of the (g, k, k) index
     pos = idx.int() if (m + 1) ** 2 < 2**31 else idx
     A = flat.index_select(0, (pos[:, :, None] * (m + 1) + pos[:, None, :]).reshape(-1)).view(len(rows), k, k)
@@ -168,7 +168,7 @@ def _factor_group(system, corr, pen, mask, signs, rows, k) -> SupportFactor:
     good = (info == 0) & (L.diagonal(dim1=1, dim2=2).amin(1) ** 2 > SINGULAR_RTOL * diag)
     if not bool(good.all()):  # keep failed factors finite (their rows are flagged, not used)
         L = torch.where(good[:, None, None], L, torch.eye(k, dtype=L.dtype, device=L.device))
-        u = u * good[:, None]
+        u = torch.where(good[:, None], u, torch.zeros_like(u))  # (a product would keep NaNs)
     return SupportFactor(rows, idx, valid, L, u, good)
 
 
@@ -244,9 +244,12 @@ def neg_gradient(gram, corr, l2, z, D=None):
     if D is not None and SPARSE_GRADIENT_RATIO * int(active.sum()) <= n * D.shape[1]:
         rows, cols = active.nonzero(as_tuple=True)  # row-major, as the embedding bag needs
         return corr - decode_entries(rows, cols, z[rows, cols], gram, n) - l2 * z
+    every = used == z.shape[1]  # then skip the column selection (a copy of z)
     if D is not None and used > 2 * D.shape[1]:
-        return corr - (z[:, nz] @ D[nz]) @ D.T - l2 * z
-    return corr - z[:, nz] @ gram[nz] - l2 * z
+        g = torch.addmm(corr, z @ D if every else z[:, nz] @ D[nz], D.T, alpha=-1)
+    else:
+        g = torch.addmm(corr, z if every else z[:, nz], gram if every else gram[nz], alpha=-1)
+    return g.sub_(z, alpha=l2) if l2 else g
 
 
 def kkt_ok(g, z, pen, nonneg, delta):
