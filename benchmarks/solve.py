@@ -16,7 +16,10 @@ Rows: `sparse_encode(algorithm="lasso_cd")` at its default tolerance (what users
 
 Data: unit-norm Gaussian dictionary (atoms are rows, m × d), k active atoms per sample with
 magnitudes U[1, 3] (random signs, positive for non-negative cases), noise σ = 0.01.
-Usage: python benchmarks/solve.py [--quick] [--repeats R]
+The "paired" column is the median (and range) over rounds of each method's time divided by ours in
+the same round: the machine's state drifts between rounds, and a ratio taken within a round
+cancels most of that drift.
+Usage: python benchmarks/solve.py [--quick] [--repeats R] [--mode wall|cpu|both] [--n N]
 """
 
 from __future__ import annotations
@@ -86,20 +89,25 @@ def run_case(name, d, m, n, k, l1, l2, nonneg, repeats, mode):
     times = {key: [] for key in methods}
     codes = {}
     for rep in range(repeats):
-        for key, fn in methods.items():
+        for key in list(methods) if rep % 2 == 0 else list(methods)[::-1]:  # alternate the order
+            fn = methods[key]
             if key.startswith("cvxpy") and rep > 0:
                 continue  # too slow to repeat; its ratio is orders of magnitude anyway
             codes[key], t = timed(fn, clock)
             times[key].append(t / (N_CVXPY if key.startswith("cvxpy") else n))
     ours = statistics.median(times["synthsae auto"])
     print(f"\n== {name}: d={d} m={m} n={n} k={k} l1={l1} l2={l2} nonneg={nonneg}  [{mode}, median of {repeats}]")
-    print(f"{'method':34s} {'ms/sample':>10s} {'vs ours':>8s} {'max rel gap':>12s} {'certified':>9s}")
+    print(f"{'method':34s} {'ms/sample':>10s} {'vs ours':>8s} {'paired, range':>15s} {'max rel gap':>12s} {'certified':>9s}")
     for key in methods:
         z = torch.as_tensor(np.asarray(codes[key]), dtype=torch.float64)
         sub = prob if z.shape[0] == n else prob.subset(torch.arange(z.shape[0]))
         cert = sub.certify(z, tol=1e-9, kkt_tol=1e-7)
         t = statistics.median(times[key])
-        print(f"{key:34s} {t * 1e3:10.4f} {t / ours:7.1f}x {float(cert['rel_gap'].max()):12.2e} "
+        # the ratio within each round (same machine state), then its median and range over rounds
+        paired = [a / b for a, b in zip(times[key], times["synthsae auto"])]
+        spread = "" if len(paired) < 2 or key == "synthsae auto" else \
+            f"{statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f})"
+        print(f"{key:34s} {t * 1e3:10.4f} {t / ours:7.1f}x {spread:>15s} {float(cert['rel_gap'].max()):12.2e} "
               f"{float(cert['converged'].double().mean()):9.3f}")
     res = sparse_code(X, D, l1, l2, nonneg=nonneg)
     print(f"ours: exact zeros (support = z != 0), mean |S| = {float(res.support.sum(1).double().mean()):.1f}, "
@@ -122,6 +130,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="n / 5")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--mode", choices=["wall", "cpu", "both"], default="both")
+    ap.add_argument("--n", type=int, default=None, help="samples per case instead of the issue's sizes (e.g. a small batch)")
     args = ap.parse_args()
     for mode in (["wall", "cpu"] if args.mode == "both" else [args.mode]):
         threads = 2 if mode == "wall" else 1
@@ -129,7 +138,8 @@ def main() -> None:
         with threadpool_limits(limits=None if mode == "wall" else 1):
             print(f"\n######## {mode}: torch threads {torch.get_num_threads()}")
             for name, d, m, n, k, l1, l2, nonneg in CASES:
-                run_case(name, d, m, n // 5 if args.quick else n, k, l1, l2, nonneg, args.repeats, mode)
+                size = args.n if args.n is not None else (n // 5 if args.quick else n)
+                run_case(name, d, m, size, k, l1, l2, nonneg, args.repeats, mode)
     if torch.cuda.is_available():
         gpu_throughput()
 

@@ -37,6 +37,18 @@ def test_padded_support_lists_true_entries_in_order():
     assert valid.tolist() == [[True] * 3, [False] * 3, [True, False, False]]
 
 
+@pytest.mark.parametrize("n,m,density,k", [(7, 13, 0.3, None), (5, 9, 0.0, None), (6, 11, 0.9, 12), (0, 4, 0.5, None)])
+def test_padded_support_matches_a_loop(n, m, density, k):
+    mask = torch.rand(n, m, generator=torch.Generator().manual_seed(n + m)) < density
+    idx, valid = padded_support(mask, k, pad=m)
+    width = k if k is not None else (int(mask.sum(1).max()) if n else 0)
+    assert idx.shape == valid.shape == (n, width)
+    for i in range(n):
+        atoms = mask[i].nonzero().flatten().tolist()
+        assert idx[i].tolist() == atoms + [m] * (width - len(atoms))
+        assert valid[i].tolist() == [True] * len(atoms) + [False] * (width - len(atoms))
+
+
 def _lasso_problem(m: int, d: int, n: int, seed: int, l2: float) -> SparseCodingProblem:
     """λ1 = 0.1 on a Gaussian dictionary (seed) and standard normal samples (seed + 1), float64."""
     X = torch.randn(n, d, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
@@ -164,6 +176,22 @@ def test_refit_flags_singular_supports(m, d, big, small):
     assert ok.tolist() == [False, True] and torch.equal(z[0], torch.zeros(m, dtype=torch.float64))
     want = torch.linalg.solve(prob.gram[:small, :small], prob.correlations[1, :small] - 0.1)
     assert torch.allclose(z[1, :small], want, rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("k", [3, 60])  # torch path; LAPACK loop
+def test_refit_of_an_exactly_singular_support_is_zero_not_nan(k):
+    # a repeated atom makes the support system exactly singular: the failed factorization's
+    # solve is inf/NaN, and the row must still come back as exact zeros, flagged
+    D = gaussian_dictionary(80, 64, 1)
+    D[1] = D[0]
+    prob = SparseCodingProblem.create(torch.ones(2, 64), D, 0.1)
+    mask = torch.zeros(2, 80, dtype=torch.bool)
+    mask[0, :k] = True
+    mask[1, 2:k] = True
+    z, ok = refit(prob.system, prob.correlations, prob.penalty, mask, mask.double())
+    assert ok.tolist() == [False, True]
+    assert torch.equal(z[0], torch.zeros(80, dtype=torch.float64))
+    assert bool(torch.isfinite(z).all())
 
 
 @pytest.mark.slow
