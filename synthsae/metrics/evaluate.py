@@ -1,11 +1,12 @@
 """`evaluate(sae, world, ...) -> Report`: every ground-truth metric of one SAE in one streaming pass.
 
-Order of work: (1) decoder-only metrics -- one chunked |cos| pass between the true dictionary D
-(m, d) and the SAE decoder W_dec (m_sae, d) (rows = atoms) gives MMCS both ways, splitting counts
-and top-k candidates, then the Hungarian matching; (2) one pass over n world samples in chunks of
-`batch_size`: encode, keep the codes in sparse form, decode (sparse product when the decoder is
-affine), and feed reconstruction, firing, absorption and downstream accumulators; (3) small
-separate sample sets for steering and Lipschitz probes.
+Order of work: (1) one chunked |cos| pass between the true dictionary D (m, d) and the SAE decoder
+W_dec (m_sae, d) (rows = atoms) gives MMCS both ways, splitting counts and top-k candidates, then
+the Hungarian matching -- shared by every family through an `EvalContext`; (2) one pass over n
+world samples in chunks of `batch_size`: encode, keep the codes in sparse form, decode (sparse
+product when the decoder is affine), and hand each `EvalBatch` to every requested family; (3)
+each family's `finalize` (some draw their own small probe sets: steering, Lipschitz, amortization).
+The families are the registry `synthsae.metrics.family.FAMILIES` (one file each in `families/`).
 """
 
 from __future__ import annotations
@@ -16,25 +17,18 @@ import time
 import numpy as np
 import torch
 
-from synthsae._malloc import reuse_freed_memory
 from synthsae._rng import resolve_device
 from synthsae.config import Config
 from synthsae.errors import require, unknown_name
-from synthsae.metrics import absorption as _abs
 from synthsae.metrics import recovery as _rec
 from synthsae.metrics._stream import Decoder, batches, sparse_rows
 from synthsae.metrics.adapters import as_sae, check_matrix, check_sae_against_world
-from synthsae.metrics.downstream import DownstreamAccumulator, DownstreamReadout
-from synthsae.metrics.lipschitz import encoder_lipschitz
-from synthsae.metrics.matching import cosine_summary, hungarian_match, normalize_rows
-from synthsae.metrics.reconstruction import ReconstructionAccumulator, latent_usage
+from synthsae.metrics.family import EvalBatch, EvalContext, families
+from synthsae.metrics.matching import cosine_summary, hungarian_match
 from synthsae.metrics.report import Report
-from synthsae.metrics.steering import steering_fidelity
-from synthsae.metrics.subspaces import group_subspace_recovery
 
-METRICS = ("reconstruction", "recovery", "absorption", "subspaces", "downstream", "steering", "lipschitz",
-           "amortization")
-DEFAULT_METRICS = ("reconstruction", "recovery", "absorption", "subspaces", "downstream", "steering", "lipschitz")
+METRICS = tuple(f.name for f in families())  # every family, in report order
+DEFAULT_METRICS = tuple(f.name for f in families() if f.default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +36,7 @@ class EvalConfig(Config):
     """Settings of `evaluate` (all thresholds documented in docs/metrics.md).
 
     n, seed, batch_size: samples drawn from world.stream(batch_size, seed); same seed = same samples.
-    metrics: families to compute ("reconstruction" and "recovery" always run).
+    metrics: families to compute (METRICS; the core families "reconstruction" and "recovery" always run).
     thresholds: cosine thresholds of the reported recovery rates.
     rare_threshold: a live latent firing on fewer than this share of samples is "rare".
     split_threshold: |cos| above which a latent "covers" a true feature (splitting).
@@ -106,7 +100,6 @@ class EvalConfig(Config):
                 "a penalty cannot be negative", "a float >= 0")
 
 
-@reuse_freed_memory()  # blocks of tens of MiB at 16k latents: reuse them (see synthsae._malloc)
 def evaluate(sae, world, n: int | None = None, seed: int | None = None, device=None,
              config: EvalConfig | None = None, **overrides) -> Report:
     """Evaluate an SAE against the ground truth of `world`; returns a `Report`.
@@ -138,7 +131,6 @@ def evaluate(sae, world, n: int | None = None, seed: int | None = None, device=N
     W = W.to(dev)
     D = D.to(dev)
     m, M = D.shape[0], W.shape[0]
-    want = set(cfg.metrics) | {"reconstruction", "recovery"}
     metrics: dict[str, float] = {}
     tables: dict[str, dict[str, np.ndarray]] = {}
     na: dict[str, str] = {}
@@ -146,40 +138,29 @@ def evaluate(sae, world, n: int | None = None, seed: int | None = None, device=N
     timing: dict[str, float] = {}
     plot_data: dict = {}
 
-    # ---- (1) decoder geometry and matching --------------------------------------------------------
+    # ---- (1) decoder geometry and matching, shared by every family ---------------------------------
     t0 = time.perf_counter()
     summ = cosine_summary(D, W, k=cfg.matching_k, count_threshold=cfg.split_threshold)
     match = hungarian_match(D, W, method=cfg.matching, k=cfg.matching_k, summary=summ)
-    sigma = match.a_to_b(m)
     cos_signed = np.zeros(m)
     cos_signed[match.rows] = match.cos
-    sign = np.where(cos_signed < 0, -1.0, 1.0)
-    metrics["recovery.mcc"] = match.mcc
-    metrics["recovery.mmcs_true_to_sae"] = float(summ.row_max.double().mean())
-    metrics["recovery.mmcs_sae_to_true"] = float(summ.col_max.double().mean())
-    for t in cfg.thresholds:
-        metrics[f"recovery.rate@{t:g}"] = _rec.recovery_rate(match, m, t)
-    metrics["recovery.uniqueness"] = float(torch.unique(summ.col_arg).numel()) / M
-    metrics.update(_abs.splitting(summ.row_count))
-    plot_data["recovery_curve"] = _rec.recovery_curve(match, m)
-    plot_data["heatmap"] = _heatmap(D, W, match, cfg.heatmap_size)
+    ctx = EvalContext(sae=sae, world=world, config=cfg, device=dev, W=W, D=D, summary=summ, match=match,
+                      sigma=match.a_to_b(m), cos_signed=cos_signed, sign=np.where(cos_signed < 0, -1.0, 1.0))
     timing["timing.matching"] = time.perf_counter() - t0
 
-    # ---- (2) one streaming pass -----------------------------------------------------------------
+    # ---- (2) the requested, applicable families; one streaming pass feeds them all ------------------
+    running = []
+    for fam in families():
+        if not (fam.core or fam.name in cfg.metrics):
+            continue
+        ok, why = fam.applicable(world, sae, cfg)
+        if ok:
+            running.append(fam(ctx))
+        else:
+            na[fam.name] = why
+            metrics.update({k: float("nan") for k in fam.nan_if_not_applicable})
     t0 = time.perf_counter()
     dec = Decoder(sae, W, cfg.decode, seed=cfg.seed)
-    recon = ReconstructionAccumulator()
-    firing = _rec.FiringAccumulator(sigma, sign, summ.col_arg, W.norm(dim=1).cpu(), M)
-    absorb = None
-    if "absorption" in want:
-        if getattr(world, "parents", None) is None or not bool((torch.as_tensor(world.parents) >= 0).any()):
-            na["absorption"] = "the world has no hierarchy (world.parents is None or has no parent-child pair)"
-        else:
-            absorb = _abs.AbsorptionAccumulator(torch.as_tensor(world.parents).cpu(), sigma, W.cpu(), D.cpu(), sign,
-                                                cfg.absorption_cos_threshold, cfg.partial_ratio)
-    down = DownstreamAccumulator(DownstreamReadout(world, cfg.downstream_classes, cfg.seed, dev)) \
-        if "downstream" in want else None
-    l0_sae = l0_true = 0.0
     with torch.no_grad():
         for batch in batches(world, cfg.n, cfg.batch_size, cfg.seed, dev, W.dtype):
             x = batch.x
@@ -190,104 +171,27 @@ def evaluate(sae, world, n: int | None = None, seed: int | None = None, device=N
                     "an SAE with finite outputs")
             r, c, v = sparse_rows(z)
             x_hat = dec(z, r, c, v)
-            recon.add(x, x_hat)
-            if down is not None:
-                down.add(x, x_hat)
-            tr, tc, tv = (batch.codes.rows.to(dev), batch.codes.cols.to(dev), batch.codes.values.to(dev))
-            r, c, v, tr, tc, tv = (a.cpu() for a in (r, c, v, tr, tc, tv))
-            l0_sae += r.numel()
-            l0_true += tr.numel()
-            firing.add(tr, tc, tv, r, c, v, x.shape[0])
-            if absorb is not None:
-                absorb.add(tr, tc, tv, r, c, v)
+            eb = EvalBatch(x, z, x_hat, r.cpu(), c.cpu(), v.cpu(), batch.codes.rows.cpu(), batch.codes.cols.cpu(),
+                           batch.codes.values.cpu())
+            for fam in running:
+                fam.add(eb)
     timing["timing.stream"] = time.perf_counter() - t0
-    metrics.update(recon.compute())
-    metrics["sparsity.l0"] = l0_sae / cfg.n
-    metrics["sparsity.true_l0"] = l0_true / cfg.n
-    usage = latent_usage(firing.latent_fires_all, cfg.n, cfg.rare_threshold)
-    if cfg.rare_threshold * cfg.n < 1:
-        usage["latents.rare_count"] = usage["latents.rare_fraction"] = float("nan")
-        na["latents.rare"] = (f"n = {cfg.n} samples cannot resolve a firing rate below rare_threshold = "
-                              f"{cfg.rare_threshold:g}; use n >= {int(np.ceil(1 / cfg.rare_threshold))}")
-    metrics.update(usage)
-    alive = (firing.latent_fires_all > 0)
-    metrics["recovery.mmcs_sae_to_true_alive"] = float(summ.col_max[alive].double().mean()) if bool(alive.any()) else float("nan")
-    if not bool(alive.any()):
-        na["recovery.mmcs_sae_to_true_alive"] = "no latent fired on any sample"
-    fm, ftab = firing.compute(cfg.n)
-    metrics.update(fm)
-    tables["features"] = {"feature": np.arange(m), "latent": sigma, "cos": cos_signed,
-                          "max_cos_any": summ.row_max.numpy(), "latents_above_split": summ.row_count.numpy(), **ftab}
-    if absorb is not None:
-        am, atab, anotes = absorb.compute()
-        notes += anotes
-        if am["absorption.pairs_evaluated"] == 0:
-            na["absorption"] = (f"no parent-child pair had an event (child and parent both active) in n = {cfg.n} "
-                                "samples; increase n")
-            am = {k: (v if k in ("absorption.pairs", "absorption.pairs_evaluated") else float("nan")) for k, v in am.items()}
-        metrics.update(am)
-        tables["absorption_pairs"] = atab
-    elif "absorption" in want:
-        for k in ("full_rate", "partial_rate", "rate"):
-            metrics[f"absorption.{k}"] = float("nan")
-    if down is not None:
-        metrics.update(down.compute())
 
-    # ---- (3) subspaces, steering, Lipschitz, amortization ---------------------------------------
-    if "subspaces" in want:
-        groups = getattr(world, "groups", None)
-        if groups is None or not bool((torch.as_tensor(groups) >= 0).any()):
-            na["subspaces"] = "the world has no subspace groups (world.groups is None or all -1)"
-        else:
-            sm, stab = group_subspace_recovery(W.cpu(), D.cpu(), groups, cfg.subspace_proj_threshold)
-            metrics.update(sm)
-            tables["subspace_groups"] = stab
-    if "steering" in want:
+    # ---- (3) every family's finalize, in registry order -------------------------------------------
+    for fam in running:
         t0 = time.perf_counter()
-        sm, stab = steering_fidelity(sae, world, sigma, sign, cfg.steering_features, cfg.steering_samples,
-                                     seed=cfg.seed + 1, device=dev)
-        metrics.update(sm)
-        tables["steering"] = stab
-        timing["timing.steering"] = time.perf_counter() - t0
-    if "lipschitz" in want:
-        t0 = time.perf_counter()
-        xs = world.sample(cfg.lipschitz_samples, seed=cfg.seed + 2, device=dev, dtype=W.dtype).x
-        lm = encoder_lipschitz(sae, xs, power_iters=cfg.lipschitz_power_iters, seed=cfg.seed + 2)
-        if np.isnan(lm["lipschitz.encoder_jacobian_max"]):
-            na["lipschitz.encoder_jacobian"] = "sae.encode has no autograd graph; only pair ratios were measured"
-        metrics.update(lm)
-        timing["timing.lipschitz"] = time.perf_counter() - t0
-    if "amortization" in want:
-        _amortization(sae, world, cfg, dev, metrics, na)
+        out = fam.finalize()
+        undeclared = [k for k in out.metrics if not fam.declares(k)]
+        require(not undeclared, f"metric family {fam.name!r}", undeclared, "it produced keys it does not declare",
+                "every key declared in its `keys` (and documented in docs/metrics.md)")
+        metrics.update(out.metrics)
+        tables.update(out.tables)
+        na.update(out.not_applicable)
+        notes += out.notes
+        plot_data.update(out.plot_data)
+        if fam.timed:
+            timing[f"timing.{fam.name}"] = time.perf_counter() - t0
     metrics.update(timing)
     meta = {"n": cfg.n, "seed": cfg.seed, "m": m, "d": D.shape[1], "m_sae": M, "matching": match.method,
             "matching_k": match.k, "decode_affine": dec.affine, "config": cfg.to_dict()}
     return Report(metrics, tables, na, notes, meta, plot_data)
-
-
-def _heatmap(D, W, match, k: int) -> np.ndarray:
-    """|cos| between the first k matched true features (best matched first) and their latents, same order."""
-    order = np.argsort(-np.abs(match.cos))[:k]
-    rows, cols = match.rows[order], match.cols[order]
-    C = normalize_rows(D[torch.as_tensor(rows)]) @ normalize_rows(W[torch.as_tensor(cols)]).T
-    return C.abs().cpu().numpy()
-
-
-def _amortization(sae, world, cfg, dev, metrics, na) -> None:
-    try:
-        from synthsae.metrics.amortization import amortization_gap, exact_map_lipschitz
-    except ImportError as err:
-        na["amortization"] = f"needs synthsae.solvers ({err})"
-        return
-    if cfg.amortization_l1 is None:
-        na["amortization"] = "needs the penalties of the exact problem: set amortization_l1 (and amortization_l2)"
-        return
-    x = world.sample(cfg.lipschitz_samples, seed=cfg.seed + 3, device=dev, dtype=sae.W_dec.dtype).x
-    metrics.update(amortization_gap(sae, x, cfg.amortization_l1, cfg.amortization_l2))
-    if cfg.amortization_l2 > 0:  # the exact map is Lipschitz only with strong convexity
-        with torch.no_grad():
-            bias = sae.decode(torch.zeros(1, sae.W_dec.shape[0], dtype=sae.W_dec.dtype, device=dev))[0]
-        metrics.update(exact_map_lipschitz(sae.W_dec.detach(), x - bias, cfg.amortization_l1, cfg.amortization_l2,
-                                           seed=cfg.seed + 3))
-    else:
-        na["lipschitz.exact"] = "the exact map's Lipschitz bound needs amortization_l2 > 0"

@@ -14,7 +14,6 @@ import dataclasses
 import numpy as np
 import torch
 
-from synthsae._malloc import reuse_freed_memory
 from synthsae._rng import resolve_device
 from synthsae.errors import require
 from synthsae.metrics._stream import Decoder, batches, sparse_rows
@@ -55,7 +54,6 @@ class StabilityResult:
     per_sae: list[dict[str, float]]
 
 
-@reuse_freed_memory()  # blocks of tens of MiB at 16k latents: reuse them (see synthsae._malloc)
 def stability(saes, world=None, n: int = 10_000, seed: int = 0, threshold: float = 0.7,
               stable_threshold: float = 0.5, batch_size: int = 4096, device=None) -> StabilityResult:
     """Cross-seed stability of K SAEs; with a `world`, also the EV carried by stable latents (n samples)."""
