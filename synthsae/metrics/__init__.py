@@ -2,6 +2,10 @@
 
 Conventions: dictionaries are (m, d) with atoms as **rows** (a world's D, an SAE's W_dec); a
 sample is x = z D (+ noise). Definitions of every metric: docs/metrics.md.
+
+`evaluate` is a loop over the metric families of `FAMILIES` (one file each in `families/`); every
+Report key is declared there with its doc line and section. `HEADLINE` ((title, key) pairs) and
+`PLOTTED` (keys) are the columns of comparison tables and the metrics sweeps plot, derived from it.
 """
 
 from synthsae.metrics.absorption import AbsorptionAccumulator, splitting
@@ -9,6 +13,21 @@ from synthsae.metrics.adapters import LinearSAE, as_sae
 from synthsae.metrics.amortization import amortization_gap, exact_map_lipschitz
 from synthsae.metrics.downstream import DownstreamAccumulator, DownstreamReadout
 from synthsae.metrics.evaluate import METRICS, EvalConfig, evaluate
+from synthsae.metrics.family import (
+    FAMILIES,
+    EvalBatch,
+    EvalContext,
+    Family,
+    MetricKey,
+    Output,
+    all_keys,
+    families,
+    headline,
+    key_spec,
+    plotted,
+    register,
+    sections,
+)
 from synthsae.metrics.lipschitz import encoder_lipschitz, jacobian_norms, pair_ratios
 from synthsae.metrics.matching import Matching, cosine_matrix, cosine_summary, hungarian_match, mcc, mmcs
 from synthsae.metrics.reconstruction import ReconstructionAccumulator, explained_variance, latent_usage
@@ -19,12 +38,18 @@ from synthsae.metrics.recovery import (
     recovery_curve,
     recovery_rate,
 )
-from synthsae.metrics.report import Report
+from synthsae.metrics.report import SECTIONS, Report, format_value, from_csv, jsonable, rows_to_csv, to_csv
 from synthsae.metrics.stability import StabilityResult, reappearance, stability
 from synthsae.metrics.steering import steering_fidelity
 from synthsae.metrics.subspaces import cross_seed_subspace_angles, group_subspace_recovery, principal_angles
 
+HEADLINE = headline()  # (column title, Report key) of comparison tables (run, sweep)
+PLOTTED = plotted()  # Report keys a sweep plots against each swept parameter
+
 __all__ = [
+    "FAMILIES", "HEADLINE", "PLOTTED", "SECTIONS", "EvalBatch", "EvalContext", "Family", "MetricKey", "Output",
+    "all_keys", "families", "format_value", "from_csv", "headline", "jsonable", "key_spec", "plotted", "register",
+    "rows_to_csv", "sections", "to_csv",
     "AbsorptionAccumulator", "DownstreamAccumulator", "DownstreamReadout", "EvalConfig", "FiringAccumulator",
     "LinearSAE", "METRICS", "amortization_gap", "exact_map_lipschitz", "Matching", "ReconstructionAccumulator", "Report", "StabilityResult", "as_sae",
     "cosine_matrix", "cosine_summary", "cross_seed_subspace_angles", "encoder_lipschitz", "evaluate",
