@@ -1,5 +1,8 @@
 """Constructed worlds and SAEs with known answers for the metric tests."""
 
+import importlib.util
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -24,3 +27,12 @@ def tree_world():
     (one child each, so the planted absorbing SAEs below reconstruct exactly)."""
     parents = [-1, -1, -1, 0, 1, 2] + [-1] * 6
     return ExplicitWorld(orthonormal(12, 24, seed=1), [0.5, 0.5, 0.5, 0.5, 0.5, 0.5] + [0.1] * 6, parents=parents)
+
+
+@pytest.fixture(scope="session")
+def reference_cases():
+    """name -> (sae, world, evaluate kwargs) of reference_cases.py (imported by path: tests are not a package)."""
+    spec = importlib.util.spec_from_file_location("metrics_reference_cases", Path(__file__).with_name("reference_cases.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.cases()
