@@ -21,7 +21,7 @@ from synthsae.metrics.family import (
     MetricKey,
     Output,
     all_keys,
-    families,
+    all_families,
     headline,
     key_spec,
     plotted,
@@ -48,7 +48,7 @@ PLOTTED = plotted()  # Report keys a sweep plots against each swept parameter
 
 __all__ = [
     "FAMILIES", "HEADLINE", "PLOTTED", "SECTIONS", "EvalBatch", "EvalContext", "Family", "MetricKey", "Output",
-    "all_keys", "families", "format_value", "from_csv", "headline", "jsonable", "key_spec", "plotted", "register",
+    "all_keys", "all_families", "format_value", "from_csv", "headline", "jsonable", "key_spec", "plotted", "register",
     "rows_to_csv", "sections", "to_csv",
     "AbsorptionAccumulator", "DownstreamAccumulator", "DownstreamReadout", "EvalConfig", "FiringAccumulator",
     "LinearSAE", "METRICS", "amortization_gap", "exact_map_lipschitz", "Matching", "ReconstructionAccumulator", "Report", "StabilityResult", "as_sae",

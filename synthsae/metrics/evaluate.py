@@ -23,12 +23,12 @@ from synthsae.errors import require, unknown_name
 from synthsae.metrics import recovery as _rec
 from synthsae.metrics._stream import Decoder, batches, sparse_rows
 from synthsae.metrics.adapters import as_sae, check_matrix, check_sae_against_world
-from synthsae.metrics.family import EvalBatch, EvalContext, families
+from synthsae.metrics.family import EvalBatch, EvalContext, all_families
 from synthsae.metrics.matching import cosine_summary, hungarian_match
 from synthsae.metrics.report import Report
 
-METRICS = tuple(f.name for f in families())  # every family, in report order
-DEFAULT_METRICS = tuple(f.name for f in families() if f.default)
+METRICS = tuple(f.name for f in all_families())  # every family, in report order
+DEFAULT_METRICS = tuple(f.name for f in all_families() if f.default)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +150,7 @@ def evaluate(sae, world, n: int | None = None, seed: int | None = None, device=N
 
     # ---- (2) the requested, applicable families; one streaming pass feeds them all ------------------
     running = []
-    for fam in families():
+    for fam in all_families():
         if not (fam.core or fam.name in cfg.metrics):
             continue
         ok, why = fam.applicable(world, sae, cfg)

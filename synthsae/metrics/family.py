@@ -199,7 +199,7 @@ def register(cls: type[Family]) -> type[Family]:
     return FAMILIES.register(name)(cls)
 
 
-def families() -> list[type[Family]]:
+def all_families() -> list[type[Family]]:
     """Every registered family, in `order`."""
     _load()
     return sorted((FAMILIES.get(n) for n in FAMILIES), key=lambda f: (f.order, f.name))
@@ -210,13 +210,13 @@ def timing_keys() -> tuple[MetricKey, ...]:
     out = [MetricKey("timing.matching", "seconds for the |cos| pass and the Hungarian matching", TIMING_SECTION),
            MetricKey("timing.stream", "seconds for the streaming pass over the n evaluation samples", TIMING_SECTION)]
     out += [MetricKey(f"timing.{f.name}", f"seconds spent computing the {f.name} family", TIMING_SECTION)
-            for f in families() if f.timed]
+            for f in all_families() if f.timed]
     return tuple(out)
 
 
 def all_keys() -> tuple[MetricKey, ...]:
     """Every key a Report from `evaluate` can hold, families in order, then timing."""
-    return tuple(k for f in families() for k in f.keys) + timing_keys()
+    return tuple(k for f in all_families() for k in f.keys) + timing_keys()
 
 
 def key_spec(key: str) -> MetricKey | None:
@@ -254,7 +254,7 @@ def _load() -> None:
     global _LOADED
     if _LOADED:
         return
-    from synthsae.metrics import families as pkg
+    pkg = importlib.import_module("synthsae.metrics.families")
 
     for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
         importlib.import_module(f"{pkg.__name__}.{info.name}")

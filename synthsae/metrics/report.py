@@ -184,14 +184,14 @@ def _section_of(name: str) -> str:
 
 
 def to_csv(table: dict[str, Any]) -> str:
-    """Columns of equal length -> CSV text. NaN / None are written as empty cells, floats with full
-    precision (repr), numpy integers and booleans as ints."""
+    """Columns of equal length -> CSV text. NaN / None are written as empty cells (±inf as inf), floats
+    with full precision (repr), numpy integers and booleans as ints."""
     cols = list(table)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
     n = len(next(iter(table.values()))) if cols else 0
-    arrays = [np.asarray(table[c]) if not isinstance(table[c], list) else table[c] for c in cols]
+    arrays = [np.asarray(table[c]) for c in cols]  # a list column takes one dtype, as an array would
     for i in range(n):
         w.writerow([_cell(a[i]) for a in arrays])
     return buf.getvalue()
@@ -226,14 +226,13 @@ def from_csv(text: str) -> dict[str, np.ndarray]:
 
 
 def _cell(v: Any) -> Any:
-    v = jsonable(v)
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, bool):
+    if isinstance(v, np.bool_):
         return int(v)
-    return v
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return repr(v) if isinstance(v, float) else v  # repr: shortest text that reads back to the same float
 
 
 def jsonable(v: Any) -> Any:
