@@ -74,9 +74,10 @@ class EvalConfig(Config):
         require(isinstance(self.n, int) and self.n >= 2, f"{name}.n", self.n,
                 "explained variance needs at least two samples", "an int >= 2")
         require(self.batch_size >= 1, f"{name}.batch_size", self.batch_size, "chunks need samples", "an int >= 1")
+        known = [f.name for f in all_families()]  # the registry now, not an import-time snapshot
         for mname in self.metrics:
-            if mname not in METRICS:
-                unknown_name("metric family", mname, METRICS)
+            if mname not in known:
+                unknown_name("metric family", mname, known)
         for t in self.thresholds:
             require(0 <= t <= 1, f"{name}.thresholds", self.thresholds, "cosine thresholds lie in [0, 1]", "floats in [0, 1]")
         require(0 < self.rare_threshold < 1, f"{name}.rare_threshold", self.rare_threshold, "a firing rate", "in (0, 1)")

@@ -27,8 +27,6 @@ from synthsae.metrics.family import all_keys, key_spec, sections
 METRICS_FILE = "metrics.json"
 PLOT_DATA_FILE = "plot_data.json"
 OTHER_SECTION = "Other"
-
-
 SECTIONS = sections()  # section titles of `Report.table()`, in order (derived from the registry)
 
 
@@ -36,8 +34,8 @@ SECTIONS = sections()  # section titles of `Report.table()`, in order (derived f
 class Report:
     """Evaluation of one SAE against a world's ground truth.
 
-    metrics: flat dict of documented keys (docs/metrics.md) -> float; NaN only where a key is also in
-        `not_applicable`.
+    metrics: flat dict of documented keys (docs/metrics.md) -> float; NaN only where `reason(key)`
+        finds why in `not_applicable`.
     tables: name -> {column -> (rows,) array}; "features" has one row per true feature.
     not_applicable: metric family or key -> why it was not computed (e.g. no hierarchy).
     notes: caveats met while computing (fallbacks, small counts).
