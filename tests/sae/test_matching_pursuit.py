@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -117,6 +120,8 @@ def test_tied_encoder_is_not_a_parameter():
     torch.testing.assert_close(sae.pre_acts(x), (x - sae.b_dec) @ sae.W_dec.T)
     with pytest.raises(AttributeError):
         sae.no_such_attribute  # noqa: B018
+    for twin in (copy.deepcopy(sae), pickle.loads(pickle.dumps(sae))):  # Ray ships SAEs pickled
+        assert torch.equal(twin.encode(x), sae.encode(x)) and torch.equal(twin.W_enc, twin.W_dec.detach().T)
 
 
 def test_loss_terms_and_differentiable_encoder():
