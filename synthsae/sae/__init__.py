@@ -28,6 +28,7 @@ from synthsae.sae.frozen import (
     SoftFrozenDecoderSAE,
 )
 from synthsae.sae.lista import LISTAConfig, LISTASAE
+from synthsae.sae.matching_pursuit import MatchingPursuitConfig, MatchingPursuitSAE
 from synthsae.sae.train import TrainHistory, batch_seed, train
 
 __all__ = [

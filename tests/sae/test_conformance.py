@@ -126,7 +126,9 @@ def test_decoder_norm_free_variant_really_moves(small_world):
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_short_training_lowers_the_loss(name, small_world):
-    sae = build(name)
+    # seed 1: seed 0 draws the stand-in world's own dictionary as the first 32 decoder rows, which
+    # starts a tied encoder (matching_pursuit) at the truth, where there is little loss left to lose
+    sae = build(name, seed=1)
     x = small_world.sample(512, seed=12345).x
     before = float(sae.loss(x, 0)["total"].detach())
     train(sae, small_world, 64 * 60, 64, lr=3e-3, progress=False)
