@@ -35,6 +35,7 @@ from synthsae import io
 from synthsae._rng import generator, resolve_device
 from synthsae.config import Config
 from synthsae.errors import require
+from synthsae.memory import check_sae_memory
 from synthsae.registry import Registry
 from synthsae.sae import common, fused, sparse
 
@@ -186,6 +187,7 @@ class SAE(nn.Module):
                 "wrong config class", self.config_class.__name__)
         self.config = config
         d, m = config.d, config.m
+        check_sae_memory(d, m, type(self).__name__, torch.empty((), dtype=torch.get_default_dtype()).element_size())
         W_dec = common.random_unit_rows(m, d, generator(config.seed))
         self.W_dec = nn.Parameter(W_dec)
         # encoder = decoder^T (Gao et al. 2024), stored row-major like every other tensor
