@@ -48,11 +48,12 @@ def check_sae_memory(d: int, m: int, name: str = "SAE", itemsize: int = 4) -> No
     have = available_bytes()
     if have is None or need <= have:
         return
-    per_latent = max(1, need // max(1, m))
+    fits = have // max(1, need // max(1, m))  # latents that fit at this d
+    smaller = (f"a smaller SAE (with d = {d}, at most about m = {fits} latents fit here)" if fits >= 1 else
+               f"a smaller d (at d = {d} not even one latent fits here)")
     fail(f"{name}(d, m)", f"d = {d}, m = {m}", f"training it needs about {_gib(need)} of memory (weights and Adam "
          f"moments, {SAE_COPIES} x (2·d·m + d + m) floats of {itemsize} bytes), but only {_gib(have)} is available "
-         "here", f"a smaller SAE: with d = {d}, at most about m = {max(0, have // per_latent)} latents here, or a "
-         "machine with more memory")
+         "here", f"{smaller}, or a machine with more memory")
 
 
 def _gib(n: float) -> str:
