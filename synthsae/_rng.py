@@ -25,7 +25,7 @@ def generator(seed: Seed, device: str | torch.device = "cpu") -> torch.Generator
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed = {seed!r} is invalid: a seed must be a non-negative int or a torch.Generator.")
     if seed >= MAX_SEED:  # torch takes 64 bits; derived seeds (seed + k) need headroom
-        fail("seed", seed, "too large for a 64-bit generator seed", f"an int in [0, 2**63), e.g. {seed % MAX_SEED}")
+        fail("seed", seed, "too large for a 64-bit generator seed", "an int in [0, 2**63)")
     g = torch.Generator(device=torch.device(device))
     g.manual_seed(seed)
     return g

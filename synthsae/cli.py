@@ -74,6 +74,8 @@ def _device(name: str | None):
 def _check_out_dir(path: str, option: str) -> None:
     """Fail before any work if `path` cannot become an output folder: an existing file, a path under a
     file, or a folder this user may not write into (the nearest existing parent is checked)."""
+    if not path.strip():  # Path("") is the current folder: never the intent
+        raise UserError(f"{option} {path!r} is empty. Expected: a folder path, e.g. {option} results")
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise UserError(f"{option} {path} is an existing file, not a folder: results are written as several files "
@@ -136,6 +138,10 @@ def _raised_for_input(err: BaseException) -> bool:
 def _set_threads(n: int) -> None:
     if n < 1:
         raise UserError(f"--threads {n} is invalid: the number of CPU threads must be at least 1")
+    most = max(64, 4 * (os.cpu_count() or 1))  # torch would try to start them all (a huge n crashes it)
+    if n > most:
+        raise UserError(f"--threads {n} is invalid: far more threads than this machine's {os.cpu_count()} CPU cores. "
+                        f"Expected: an int in [1, {most}]; usually the number of cores or fewer")
     import torch
 
     torch.set_num_threads(n)
