@@ -278,6 +278,11 @@ class ExperimentConfig(Config):
         """As `Config.from_dict`, but the SAEs are required: a file without `[[sae]]` would otherwise
         train the Python default (one TopK) without saying so."""
         if isinstance(data, dict) and "sae" not in data:
+            try:  # a mistake elsewhere in the file is reported first (the SAE list is checked last)
+                super().from_dict({**data, "sae": []}, path=path)
+            except ConfigError as err:
+                if not str(err).startswith("sae = () is invalid"):
+                    raise
             where = f"{path}: " if path else ""
             raise ConfigError(
                 f"{where}the experiment config has no [[sae]] table: the SAE variants to train are required "
