@@ -7,9 +7,7 @@
     synthsae evaluate CHECKPOINT --world PRESET|DIR [--n N] [--out DIR]
     synthsae recipes
 
-User errors (bad configs, unknown names, missing files, unusable paths or devices) print
-`synthsae: error: ...` and exit 2; a sweep with failed trials exits 1; anything else is a bug and
-keeps its traceback.
+User errors (bad configs, unknown names, missing files) print `synthsae: error: ...` and exit 2.
 """
 
 from __future__ import annotations
@@ -459,7 +457,12 @@ def _print_config(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
+    """Entry point; returns the exit status: 0 ok, 1 some work failed (sweep trials), 2 a user error,
+    130 interrupted.
+
+    User errors (`ConfigError` from any check, an OSError on a user's path, a missing optional
+    dependency, a training blow-up) print one `synthsae: error: ...` line; anything else is a bug
+    and keeps its traceback. `--device`, `--out` and `--save` are checked before any work."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

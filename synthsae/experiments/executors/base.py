@@ -6,7 +6,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from synthsae.errors import ConfigError
 from synthsae.registry import Registry
 
 
@@ -30,9 +29,9 @@ class Executor:
 
     def __init__(self, n_workers: int | None = None, **options: Any):
         if options:
-            raise ConfigError(f"executor {self.name!r} takes no option(s) {sorted(options)}")
+            raise ValueError(f"executor {self.name!r} takes no option(s) {sorted(options)}")
         if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
-            raise ConfigError(f"n_workers = {n_workers!r} is invalid: expected an int >= 1")
+            raise ValueError(f"n_workers = {n_workers!r} is invalid: expected an int >= 1")
         self.n_workers = n_workers
 
     def run(self, tasks: list[TrialTask], on_done: Callable[[TrialTask, dict], None]) -> None:  # pragma: no cover
