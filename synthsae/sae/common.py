@@ -8,7 +8,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from synthsae.errors import ConfigError
 from synthsae.sae import sparse
 
 
@@ -46,7 +45,7 @@ def data_center(x: torch.Tensor, method: str) -> torch.Tensor:
         return geometric_median(x)
     if method == "zeros":
         return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-    raise ConfigError(f"init_b_dec = {method!r} is invalid. Expected: 'mean', 'geometric_median' or 'zeros'.")
+    raise ValueError(f"init_b_dec = {method!r} is invalid. Expected: 'mean', 'geometric_median' or 'zeros'.")
 
 
 # ---- decoder norms ----------------------------------------------------------------------------
