@@ -219,7 +219,7 @@ def test_experiment_without_sae_tables_is_an_error_with_an_example(tmp_path, cap
 @pytest.mark.parametrize("assignment,field", [
     ('train.lr="1e-3"', "train.lr = '1e-3' is invalid"), ('sae[0].k="4"', "k = '4' is invalid"),
     ('seed="0"', "seed = '0' is invalid"), ("train.lr=abc", "train.lr = 'abc' is invalid"),
-    ('world.seed="3"', "world.seed = '3' is invalid"), ("train.lr=nan", "train.lr = nan is invalid"),
+    ('world.seed="3"', "world.seed = '3' is invalid"), ("train.lr=nan", "lr = nan is invalid"),
 ])
 def test_string_typed_numbers_in_set_are_named(assignment, field, capsys):
     err = user_error(["run", CONFIG, "--print-config", "--set", assignment], capsys)
