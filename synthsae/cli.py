@@ -13,16 +13,23 @@ User errors (bad configs, unknown names, missing files) print `synthsae: error: 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from synthsae.errors import ConfigError
+
 EXIT_USAGE = 2
+EXIT_FAILED = 1  # the command ran, but some of its work failed (sweep trials)
+# optional dependencies: a missing one is the user's environment, not a bug
+OPTIONAL_MODULES = ("ray", "sae_lens", "cvxpy", "matplotlib", "transformer_lens")
 
 
-class UserError(ValueError):
+class UserError(ConfigError):
     """A mistake in what the user asked for (printed without a traceback)."""
 
 
@@ -30,9 +37,15 @@ class UserError(ValueError):
 def _read_table(path: str) -> dict[str, Any]:
     """A TOML or JSON file as a dict."""
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{path} is a folder, not a config file (expected a .toml or .json file)")
     if not p.is_file():
         raise UserError(f"{path} does not exist (expected a .toml or .json config file)")
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path} is not a text file ({err.reason} at byte {err.start}); expected a UTF-8 "
+                        ".toml or .json config file") from None
     try:
         return json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
@@ -56,9 +69,77 @@ def _device(name: str | None):
     return None if name is None else resolve_device(name)
 
 
+def _check_out_dir(path: str, option: str) -> None:
+    """Fail before any work if `path` cannot become an output folder: an existing file, a path under a
+    file, or a folder this user may not write into (the nearest existing parent is checked)."""
+    if not path.strip():  # Path("") is the current folder: never the intent
+        raise UserError(f"{option} {path!r} is empty. Expected: a folder path, e.g. {option} results")
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{option} {path} is an existing file, not a folder: results are written as several files "
+                        f"into a folder. Expected: a new or existing folder, e.g. {option} {p.with_suffix('')}-out")
+    parent = p
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"{option} {path} is inside {parent}, which is a file, not a folder. Expected: a folder path "
+                        "whose existing part is a folder")
+    if not parent.is_dir():
+        return
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: cannot create or write into {parent} (permission denied). Expected: a "
+                        "folder you can write to")
+    try:  # permission bits do not tell everything (root, read-only or virtual file systems): try it
+        import tempfile
+
+        os.rmdir(tempfile.mkdtemp(prefix=".synthsae-write-test-", dir=parent))
+    except OSError as err:
+        raise UserError(f"{option} {path}: cannot create folders in {parent} ({err.strerror}). Expected: a folder "
+                        "you can write to") from None
+
+
+def _os_error(err: OSError) -> str:
+    """An OSError on a user's path as one line: the path, what failed and what to do."""
+    hint = {errno.EACCES: "permission denied: choose a folder you can write to",
+            errno.EPERM: "operation not permitted: choose a folder you can write to",
+            errno.EROFS: "the file system is read-only: choose another folder",
+            errno.ENOSPC: "the disk is full: free some space or choose another disk",
+            errno.ENOTDIR: "a part of this path is a file, not a folder",
+            errno.EISDIR: "this is a folder, expected a file",
+            errno.EEXIST: "this already exists and is in the way"}.get(err.errno, err.strerror or str(err))
+    where = f"{err.filename} -> {err.filename2}" if err.filename2 else str(err.filename)
+    return f"{where}: {hint} ([Errno {err.errno}] {err.strerror})"
+
+
+def _missing_optional(err: ImportError) -> bool:
+    """True for a missing optional dependency (or an import error written for the user), not a bug."""
+    name = (err.name or "").split(".")[0]
+    return name in OPTIONAL_MODULES or "pip install" in str(err)
+
+
+def _raised_for_input(err: BaseException) -> bool:
+    """True if `err` comes from a `raise` statement in synthsae's own code (an input check written before
+    `ConfigError` existed, or one not converted yet), not from inside torch, numpy or Python (a bug)."""
+    import linecache
+
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    package = str(Path(__file__).resolve().parent)
+    line = linecache.getline(filename, tb.tb_lineno).strip()
+    return str(Path(filename).resolve()).startswith(package + os.sep) and line.startswith("raise ")
+
+
 def _set_threads(n: int) -> None:
     if n < 1:
         raise UserError(f"--threads {n} is invalid: the number of CPU threads must be at least 1")
+    most = max(64, 4 * (os.cpu_count() or 1))  # torch would try to start them all (a huge n crashes it)
+    if n > most:
+        raise UserError(f"--threads {n} is invalid: far more threads than this machine's {os.cpu_count()} CPU cores. "
+                        f"Expected: an int in [1, {most}]; usually the number of cores or fewer")
     import torch
 
     torch.set_num_threads(n)
@@ -164,6 +245,11 @@ def cmd_sweep(args) -> int:
     for r in result.failed:
         print(f"  failed {r['trial']}: {r['error']}")
     print(f"Results: {Path(out) / 'results.csv'}  Report: {Path(out) / 'report.md'}")
+    if result.failed:  # scripts and CI must be able to tell
+        print(f"synthsae: error: {len(result.failed)} of {len(result.rows)} trials failed (their errors are listed "
+              f"above and in the `error` column of {Path(out) / 'results.csv'}); fix the cause and rerun with "
+              "--retry-failed", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
@@ -371,16 +457,43 @@ def _print_config(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
+    """Entry point; returns the exit status: 0 ok, 1 some work failed (sweep trials), 2 a user error,
+    130 interrupted.
+
+    User errors (`ConfigError` from any check, an OSError on a user's path, a missing optional
+    dependency, a training blow-up) print one `synthsae: error: ...` line; anything else is a bug
+    and keeps its traceback. `--device`, `--out` and `--save` are checked before any work."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if getattr(args, "threads", None) is not None:
             _set_threads(args.threads)
+        if getattr(args, "device", None) is not None:  # before any work, and naming the option
+            from synthsae._rng import resolve_device
+
+            resolve_device(args.device, "--device")
+        for option in ("out", "save"):
+            if getattr(args, option, None) is not None and not getattr(args, "print_config", False):
+                _check_out_dir(getattr(args, option), f"--{option}")
         if args.command == "run" and args.print_config:
             return _print_config(args)
         return COMMANDS[args.command](args)
-    except (ValueError, ImportError, FileNotFoundError, FloatingPointError) as err:
+    except (ConfigError, FloatingPointError) as err:  # bad input; a blow-up of the user's hyperparameters
+        print(f"synthsae: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as err:
+        if not _raised_for_input(err):  # e.g. a ValueError from inside torch: a bug, keep its traceback
+            raise
+        print(f"synthsae: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:  # a user's path: missing, not writable, a file where a folder should be, disk full
+        if err.filename is None:
+            raise
+        print(f"synthsae: error: {_os_error(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportError as err:
+        if not _missing_optional(err):
+            raise
         print(f"synthsae: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 
 import tomli_w
 
-from synthsae.errors import fail
+from synthsae.errors import ConfigError, fail
 from synthsae.registry import Registry
 
 C = TypeVar("C", bound="Config")
@@ -73,7 +73,7 @@ class Config:
             try:
                 target = cls.family.get(kind)
             except ValueError as err:
-                raise ValueError(f"{path}.kind: {err}") from None
+                raise ConfigError(f"{path}.kind: {err}") from None
         elif "kind" in data and data["kind"] == cls.kind:
             data.pop("kind")
         hints = typing.get_type_hints(target)
@@ -82,7 +82,7 @@ class Config:
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
+                raise ConfigError(
                     f"{path}: unknown key {key!r}.{hint} Valid keys: {', '.join(names)}."
                 )
         kwargs = {k: _from_plain(v, hints[k], f"{path}.{k}") for k, v in data.items()}
@@ -129,7 +129,7 @@ def _drop_none(value: Any) -> Any:
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         if any(v is None for v in value):
-            raise ValueError("TOML cannot store None inside a list; use JSON for this config")
+            raise ConfigError("TOML cannot store None inside a list; use JSON for this config")
         return [_drop_none(v) for v in value]
     return value
 
@@ -152,7 +152,7 @@ def _from_plain(value: Any, hint: Any, path: str) -> Any:
             except (TypeError, ValueError) as err:
                 errors.append(str(err))
         if len(errors) == 1:
-            raise ValueError(errors[0])
+            raise ConfigError(errors[0])
         fail(path, value, "it matches none of the allowed types", _describe(hint))
     if origin is tuple:
         if not isinstance(value, (list, tuple)):

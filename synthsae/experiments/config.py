@@ -38,10 +38,10 @@ import json
 import typing
 from typing import Any
 
-import torch
 
+from synthsae._rng import parse_device
 from synthsae.config import Config, _from_plain
-from synthsae.errors import fail, require
+from synthsae.errors import ConfigError, fail, require
 from synthsae.metrics.evaluate import EvalConfig
 from synthsae.sae.base import SAE_CONFIGS, SAEConfig
 from synthsae.world.presets import PRESETS
@@ -98,13 +98,13 @@ class WorldSpec(Config):
             try:
                 PRESETS.get(self.preset)
             except ValueError as err:
-                raise ValueError(f"world.preset: {err}") from None
+                raise ConfigError(f"world.preset: {err}") from None
         build = PRESETS.get(self.preset)
         options = set(inspect.signature(build).parameters)
         fields = [f.name for f in dataclasses.fields(WorldConfig)]
         unknown = sorted(set(self.overrides) - options - set(fields))
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"world: unknown key(s) {unknown} for preset {self.preset!r}. Valid keys: preset, "
                 f"{', '.join(sorted(options) + fields)}."
             )
@@ -156,7 +156,7 @@ class SAESpec(Config):
             try:
                 SAE_CONFIGS.get(self.variant)
             except ValueError as err:
-                raise ValueError(f"sae.variant: {err}") from None
+                raise ConfigError(f"sae.variant: {err}") from None
         require(self.label is None or (isinstance(self.label, str) and self.label.replace("-", "").replace("_", "")
                                        .replace(".", "").isalnum()), "sae.label", self.label,
                 "a label names a folder", "letters, digits, '-', '_' and '.'")
@@ -264,10 +264,7 @@ class ExperimentConfig(Config):
 
     def validate(self) -> None:
         require(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "seeds are non-negative", "an int >= 0")
-        try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError):
-            fail("device", self.device, "not a torch device", "'cpu', 'cuda' or 'cuda:N'")
+        parse_device(self.device)  # the name only: a config written on a laptop may name 'cuda'
         require(len(self.sae) >= 1, "sae", self.sae, "an experiment trains at least one SAE",
                 'one or more [[sae]] tables, e.g. variant = "topk"')
         names = [s.name for s in self.sae]
@@ -275,6 +272,24 @@ class ExperimentConfig(Config):
             require(names.index(n) == i, f"sae[{i}].label", n, "two SAEs would share this name (their output "
                     "folder and table row)", "a unique `label` for each SAE of the same variant")
         self.sae_configs()  # builds every SAE config: unknown / invalid hyperparameters fail now
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, path: str | None = None) -> "ExperimentConfig":
+        """As `Config.from_dict`, but the SAEs are required: a file without `[[sae]]` would otherwise
+        train the Python default (one TopK) without saying so."""
+        if isinstance(data, dict) and "sae" not in data:
+            try:  # a mistake elsewhere in the file is reported first (the SAE list is checked last)
+                super().from_dict({**data, "sae": []}, path=path)
+            except ConfigError as err:
+                if not str(err).startswith("sae = () is invalid"):
+                    raise
+            where = f"{path}: " if path else ""
+            raise ConfigError(
+                f"{where}the experiment config has no [[sae]] table: the SAE variants to train are required "
+                "(there is no default SAE). Expected: one [[sae]] table per SAE, e.g.\n\n"
+                '    [[sae]]\n    variant = "topk"\n    m = 256\n    k = 8\n\n'
+                f"variants: {', '.join(SAE_CONFIGS.available())}.")
+        return super().from_dict(data, path=path)
 
     def world_config(self) -> WorldConfig:
         return self.world.world_config()

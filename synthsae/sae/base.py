@@ -34,7 +34,8 @@ from torch import nn
 from synthsae import io
 from synthsae._rng import generator, resolve_device
 from synthsae.config import Config
-from synthsae.errors import require
+from synthsae.errors import ConfigError, require
+from synthsae.memory import check_sae_memory
 from synthsae.registry import Registry
 from synthsae.sae import common, fused, sparse
 
@@ -186,6 +187,7 @@ class SAE(nn.Module):
                 "wrong config class", self.config_class.__name__)
         self.config = config
         d, m = config.d, config.m
+        check_sae_memory(d, m, type(self).__name__, torch.empty((), dtype=torch.get_default_dtype()).element_size())
         W_dec = common.random_unit_rows(m, d, generator(config.seed))
         self.W_dec = nn.Parameter(W_dec)
         # encoder = decoder^T (Gao et al. 2024), stored row-major like every other tensor
@@ -283,7 +285,7 @@ class SAE(nn.Module):
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x)
         if x.dim() != 2 or x.shape[1] != self.config.d:
-            raise ValueError(
+            raise ConfigError(
                 f"x has shape {tuple(x.shape)}: expected (n, {self.config.d}) for this SAE with d = {self.config.d}."
             )
         return x.to(device=self.W_dec.device, dtype=self.W_dec.dtype)
@@ -311,10 +313,10 @@ class SAE(nn.Module):
         missing = sorted(set(own) - set(tensors))
         extra = sorted(set(tensors) - set(own))
         if missing or extra:
-            raise ValueError(f"{source} does not match a {self.name!r} SAE: missing {missing}, unexpected {extra}")
+            raise ConfigError(f"{source} does not match a {self.name!r} SAE: missing {missing}, unexpected {extra}")
         for k, v in own.items():
             if tensors[k].shape != v.shape or tensors[k].dtype != v.dtype:
-                raise ValueError(
+                raise ConfigError(
                     f"{source}: tensor {k!r} has shape {tuple(tensors[k].shape)} {tensors[k].dtype}, "
                     f"expected {tuple(v.shape)} {v.dtype} for config {self.config.to_dict()}"
                 )
