@@ -1,10 +1,10 @@
-"""`local`: trials in parallel worker processes on this machine (the default executor).
+"""`local`: cells (sweep trials, recipe cells) in parallel worker processes on this machine (the default executor).
 
 `n_workers` processes (default: the number of CPU cores, at most 8), started with the "spawn"
-context (no forked torch state), each running one trial at a time and taking the next when done,
-so torch is imported once per worker, not once per trial. A worker that dies (killed, out of
-memory) fails only the trial it held; a fresh worker replaces it. Each worker limits torch to
-cores // n_workers threads so that parallel trials do not oversubscribe the CPU.
+context (no forked torch state), each running one cell at a time and taking the next when done,
+so torch is imported once per worker, not once per cell. A worker that dies (killed, out of
+memory) fails only the cell it held; a fresh worker replaces it. Each worker limits torch to
+cores // n_workers threads so that parallel cells do not oversubscribe the CPU.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 from multiprocessing.connection import wait
 
 from synthsae.experiments.executors.base import Executor, register
-from synthsae.experiments.trial import failure_record, read_record, run_trial
+from synthsae.experiments.cells import execute, failure_record, read_record
 
 
 def _cores() -> int:
@@ -25,7 +25,7 @@ def _cores() -> int:
 
 
 def _worker(conn, threads: int) -> None:
-    """Worker loop: receive a TrialTask (None = stop), run it, answer with its record."""
+    """Worker loop: receive a Task (None = stop), run it, answer with its record."""
     import torch
 
     torch.set_num_threads(threads)
@@ -33,7 +33,7 @@ def _worker(conn, threads: int) -> None:
         task = conn.recv()
         if task is None:
             return
-        conn.send(run_trial(task.config, task.out_dir, task.device))
+        conn.send(execute(task))
 
 
 @register("local")
@@ -85,7 +85,7 @@ class LocalExecutor(Executor):
                         proc.join()
                         del workers[proc]
                         record = read_record(task.out_dir) or failure_record(
-                            task, f"the worker process died (exit code {proc.exitcode}) while running this trial")
+                            f"the worker process died (exit code {proc.exitcode}) while running this cell")
                         on_done(task, record)
                         if pending:
                             start()
