@@ -87,7 +87,8 @@ def claim(out: str | Path, kind: str, name: str, digest: str, overwrite: bool = 
     if held is not None:
         if not overwrite:
             raise ValueError(
-                f"--out {out} holds the results of {describe(held)}, not of this {kind} {name!r} (digest {digest}). "
+                f"--out {out} holds the results of a different experiment: {describe(held)}, not this {kind} {name!r} "
+                f"(digest {digest}). "
                 f"Choose a new folder with --out NEW, or pass --overwrite to delete {out} and start over.")
         _empty(out)
     elif out.is_dir() and any(out.iterdir()):
