@@ -1,13 +1,14 @@
 """The `synthsae` command line.
 
     synthsae demo [--out DIR] [--samples N] [--variants a,b]     four SAE variants on a toy world
-    synthsae run CONFIG.toml|RECIPE [--out DIR] [--device cuda] [--set key=value ...]
+    synthsae run CONFIG.toml|RECIPE [--out DIR] [--device cuda] [--set key=value ...] [--executor local]
     synthsae sweep CONFIG.toml [--executor local|serial|ray] [--address A] [--workers N] [--out DIR]
     synthsae world PRESET [--save DIR] [--seed N]
     synthsae evaluate CHECKPOINT --world PRESET|DIR [--n N] [--out DIR]
     synthsae recipes
 
 User errors (bad configs, unknown names, missing files) print `synthsae: error: ...` and exit 2.
+A folder holding another experiment's results is refused unless `--overwrite` (experiments.folders).
 """
 
 from __future__ import annotations
