@@ -77,6 +77,34 @@ def test_cells_run_after_the_cells_they_need_and_a_failed_input_blocks_them(tmp_
     assert order == []  # finished cells are skipped
 
 
+def test_a_cell_in_a_scratch_folder_gets_its_inputs_as_bytes_and_returns_its_files(tmp_path, monkeypatch):
+    """What the Ray executor does on a worker that does not see the driver's folder."""
+
+    def runner(spec, folder, inputs, device, progress):
+        text = (inputs["a"] / "model" / "w.txt").read_text()
+        (folder / "checkpoint").mkdir()
+        (folder / "checkpoint" / "state.bin").write_bytes(b"resume state")  # stays on the worker
+        (folder / "out").mkdir()
+        (folder / "out" / "result.txt").write_text(text.upper())
+        return {"row": {"n": float(len(text))}, "data": {"nan": float("nan")}}
+
+    monkeypatch.setitem(cells_module.RUNNERS._items, "test", runner)
+    (tmp_path / "driver" / "a" / "model").mkdir(parents=True)
+    (tmp_path / "driver" / "a" / "model" / "w.txt").write_text("weights")
+    (tmp_path / "driver" / "a" / "checkpoint").mkdir()
+    (tmp_path / "driver" / "a" / "checkpoint" / "big.bin").write_bytes(b"x")
+    task = cells_module.Task("b", "test", {}, str(tmp_path / "driver" / "b"), None, {"a": str(tmp_path / "driver" / "a")})
+    packed = {"a": cells_module.pack(tmp_path / "driver" / "a")}
+    assert set(packed["a"]) == {"model/w.txt"}  # checkpoints do not travel
+    record = cells_module.execute(task, scratch=tmp_path / "worker", input_files=packed)
+    assert not (tmp_path / "driver" / "b").exists()  # the worker never wrote into the driver's folder
+    assert set(record["files"]) == {"out/result.txt", "cell.json"}
+    assert record["row"] == {"n": 7.0} and record["data"] == {"nan": None}  # NaN -> null
+    stored = cells_module.store(task, record)
+    assert "files" not in stored and cells_module.read_record(task.out_dir) == stored
+    assert (tmp_path / "driver" / "b" / "out" / "result.txt").read_text() == "WEIGHTS"
+
+
 @pytest.mark.slow
 def test_local_executor_runs_recipe_cells_in_parallel_with_the_serial_results(tmp_path):
     recipe = RECIPES.get("absorption")

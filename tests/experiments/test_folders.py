@@ -141,3 +141,12 @@ def test_cli_refuses_another_experiments_folder_and_overwrite_replaces_it(tmp_pa
     ev = ["evaluate", str(out / "saes" / "topk"), "--world", "toy", "--n", "1000", "--out", str(tmp_path / "ev")]
     assert main(ev) == 0 and main(ev) == 0
     assert main([*ev[:-1], str(tmp_path / "w")]) == 2
+
+
+def test_a_recipe_refuses_a_folder_holding_another_config_before_running_a_cell(tmp_path, capsys):
+    out = tmp_path / "r"
+    folders.claim(out, "recipe", "starvation", "000000000000")  # starvation with another config
+    assert main(["run", "starvation", "--small", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "different experiment" in err and "the recipe 'starvation'" in err
+    assert not (out / "cells").exists()
