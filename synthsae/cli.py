@@ -113,6 +113,9 @@ def cmd_run(args) -> int:
             raise UserError(f"{target} has a [sweep] table: run it with `synthsae sweep {target}`")
         from synthsae.experiments.config import ExperimentConfig
 
+        if args.executor is not None or args.workers is not None or args.address is not None:
+            raise UserError("--executor / --workers / --address apply to recipes; an experiment config runs its SAEs "
+                            "in this process (for a grid of experiments use `synthsae sweep`)")
         config = ExperimentConfig.from_dict(_apply_sets(data, args.set))
         out = args.out or str(Path("synthsae-runs") / Path(target).stem)
         result = run_experiment(config, out, device=_device(args.device), progress=_progress(args),
@@ -143,7 +146,7 @@ def _run_recipe(name: str, data: dict[str, Any] | None, args, default_out: str) 
     from synthsae.experiments.engine import run_recipe
 
     options = {"address": args.address} if args.address is not None else {}
-    result, report = run_recipe(recipe, config, out, device, _progress(args), executor=args.executor,
+    result, report = run_recipe(recipe, config, out, device, _progress(args), executor=args.executor or "serial",
                                 n_workers=args.workers, overwrite=args.overwrite, **options)
     print(f"{name}: {result.claim.strip().splitlines()[0] if result.claim.strip() else ''}")
     held = {True: "held", False: "did not hold", None: "inconclusive at this scale"}[result.held]
@@ -308,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    run.add_argument("--executor", default="serial", choices=EXECUTORS.available(),
+    run.add_argument("--executor", default=None, choices=EXECUTORS.available(),
                      help="recipes: where the recipe's cells run (serial: in-process, the default; local: parallel "
                           "processes; ray: a Ray cluster)")
     run.add_argument("--workers", type=int, default=None, metavar="N", help="recipes: parallel cells")

@@ -170,6 +170,9 @@ def run_recipe(recipe, config, out_dir: str | Path, device: torch.device | str |
     if getattr(recipe, "cells", None) is not None:
         result = run_grid(recipe, config, out, device, progress, executor, n_workers, overwrite, **executor_options)
     else:
+        if executor != "serial" or executor_options or n_workers is not None:
+            raise ValueError(f"executor = {executor!r} is invalid for recipe {recipe.name}: it is one function, not a "
+                             "grid of cells, so it runs in this process. Expected: the serial executor (the default).")
         folders.claim(out, "recipe", recipe.name, recipe_digest(recipe, config), overwrite=overwrite)
         result = recipe.run(config, out, torch.device(device or "cpu"), progress)
     return result, result.write(out)
