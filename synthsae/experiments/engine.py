@@ -89,6 +89,7 @@ def run_cells(tasks: Sequence[Task], executor: str = "serial", n_workers: int | 
             done = {t.id for t, _ in ready + blocked}
             remaining = [t for t in remaining if t.id not in done]
     finally:
+        runner.close()
         if bar is not None:
             bar.close()
     return records

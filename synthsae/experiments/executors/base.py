@@ -32,6 +32,9 @@ class Executor:
     def run(self, tasks: list[Task], on_done: Callable[[Task, dict], None]) -> None:  # pragma: no cover
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Release what `run` kept for the next call (worker processes, a Ray instance it started)."""
+
 
 EXECUTORS: Registry[type[Executor]] = Registry("sweep executor")
 

@@ -38,45 +38,48 @@ def _worker(conn, threads: int) -> None:
 
 @register("local")
 class LocalExecutor(Executor):
-    """Parallel worker processes; see module docstring."""
+    """Parallel worker processes; see module docstring. The workers outlive one `run` (a recipe runs
+    its cells in waves: the SAEs, then the analyses that read them) until `close()`."""
+
+    def __init__(self, n_workers: int | None = None, **options):
+        super().__init__(n_workers, **options)
+        self._workers: dict = {}  # process -> [connection, task it holds or None]
+        self._threads: int | None = None
+
+    def _start(self) -> None:
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker, args=(child, self._threads), name="synthsae-cell-worker", daemon=True)
+        proc.start()
+        child.close()
+        self._workers[proc] = [parent, None]
 
     def run(self, tasks, on_done) -> None:
+        workers = self._workers
         n = min(self.n_workers or max(1, min(8, _cores())), len(tasks))
-        threads = max(1, _cores() // max(n, 1))
-        ctx = mp.get_context("spawn")
+        if self._threads is None:
+            self._threads = max(1, _cores() // max(n, 1))
         pending = list(tasks)
-        workers: dict = {}  # process -> [connection, task it holds or None]
-
-        def start() -> None:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_worker, args=(child, threads), name="synthsae-sweep-worker", daemon=True)
-            proc.start()
-            child.close()
-            workers[proc] = [parent, None]
 
         def feed(proc) -> None:
-            conn = workers[proc][0]
             if pending:
                 workers[proc][1] = pending.pop(0)
-                conn.send(workers[proc][1])
-            else:
-                conn.send(None)
-                proc.join()
-                del workers[proc]
+                workers[proc][0].send(workers[proc][1])
 
         try:
-            for _ in range(n):
-                start()
+            while len(workers) < n:
+                self._start()
             for proc in list(workers):
                 feed(proc)
-            while workers:
+            while any(task is not None for _, task in workers.values()):
                 by_handle = {}
-                for proc, (conn, _) in workers.items():
-                    by_handle[conn] = proc
-                    by_handle[proc.sentinel] = proc
+                for proc, (conn, task) in workers.items():
+                    if task is not None:
+                        by_handle[conn] = proc
+                        by_handle[proc.sentinel] = proc
                 for handle in wait(list(by_handle)):
                     proc = by_handle[handle]
-                    if proc not in workers:
+                    if proc not in workers or workers[proc][1] is None:
                         continue  # its connection and sentinel were both ready
                     conn, task = workers[proc]
                     try:
@@ -88,12 +91,27 @@ class LocalExecutor(Executor):
                             f"the worker process died (exit code {proc.exitcode}) while running this cell")
                         on_done(task, record)
                         if pending:
-                            start()
+                            self._start()
                             feed(list(workers)[-1])
                         continue
+                    workers[proc][1] = None
                     on_done(task, record)
                     feed(proc)
-        finally:
-            for proc in workers:  # interrupted: stop the workers still running
+        except BaseException:
+            self._stop(terminate=True)  # interrupted: stop the workers still running
+            raise
+
+    def close(self) -> None:
+        self._stop(terminate=False)
+
+    def _stop(self, terminate: bool) -> None:
+        for proc, (conn, _) in list(self._workers.items()):
+            if terminate:
                 proc.terminate()
-                proc.join()
+            else:
+                try:
+                    conn.send(None)
+                except (BrokenPipeError, OSError):
+                    proc.terminate()
+            proc.join()
+        self._workers.clear()

@@ -50,11 +50,10 @@ class RayExecutor(Executor):
 
     def run(self, tasks, on_done) -> None:
         ray = import_ray()
-        started = False
         if not ray.is_initialized():
             kwargs = {"num_cpus": self.n_workers} if self.address is None else {}
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, **kwargs)
-            started = True
+            self._started = True
         try:
             remote = ray.remote(num_cpus=1, max_retries=0)(run_remote)
             refs = {}
@@ -70,6 +69,12 @@ class RayExecutor(Executor):
                     except Exception as err:  # the task itself never raises: this is a lost worker/node
                         record = cells.failure_record(f"ray task failed: {err}")
                     on_done(task, record)
-        finally:
-            if started:
-                ray.shutdown()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Shut down the Ray instance `run` started (not a cluster or instance that was already running)."""
+        if getattr(self, "_started", False):
+            import_ray().shutdown()
+            self._started = False
