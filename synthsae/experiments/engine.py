@@ -158,7 +158,12 @@ def run_grid(recipe, config, out_dir: str | Path, device: torch.device | str | N
 
     results = [CellResult(c, _restored(records[c.id]["row"]), records[c.id].get("data")) for c in cells]
     tables.write_csv(out / "cells.csv", [{"cell": r.cell.id, **r.cell.params, **r.row} for r in results])
-    return recipe.conclude(config, results)
+    result = recipe.conclude(config, results)
+    result.sections.append(("Cells", (
+        f"This report was concluded from {len(results)} cells (one row each in [cells.csv](cells.csv)); each cell's "
+        f"folder `{CELLS_DIR}/<cell>/` holds its record (`cell.json`), its training checkpoints and artifacts. "
+        "Rerunning the same command reuses finished cells and resumes unfinished ones from their checkpoints.")))
+    return result
 
 
 def run_recipe(recipe, config, out_dir: str | Path, device: torch.device | str | None = None, progress: bool = False,

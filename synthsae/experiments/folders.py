@@ -93,9 +93,9 @@ def claim(out: str | Path, kind: str, name: str, digest: str, overwrite: bool = 
         _empty(out)
     elif out.is_dir() and any(out.iterdir()):
         raise ValueError(
-            f"--out {out} is not empty and was not written by synthsae (it has no {MARKER}), so it may hold "
-            f"something else. Choose a new folder with --out NEW (--overwrite never deletes files synthsae did not "
-            "write).")
+            f"--out {out} is not empty and was not written by synthsae (it has no {MARKER}; folders written by "
+            "synthsae before output folders were claimed have none either), so it may hold something else. Choose a "
+            "new folder with --out NEW (--overwrite never deletes files synthsae did not claim).")
     out.mkdir(parents=True, exist_ok=True)
     sio.atomic_write_json(out / MARKER, me)
     return out
