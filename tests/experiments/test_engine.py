@@ -117,15 +117,36 @@ def test_local_executor_runs_recipe_cells_in_parallel_with_the_serial_results(tm
     assert _verdict(tmp_path / "local") == _verdict(tmp_path / "serial")
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.mark.slow
-def test_a_recipe_killed_with_sigkill_finishes_with_the_uninterrupted_results(tmp_path):
+@pytest.mark.parametrize("executor", ["serial", "local"])
+def test_a_recipe_killed_with_sigkill_finishes_with_the_uninterrupted_results(tmp_path, executor):
     """kill -9 while cells are training, then the same command: only unfinished cells run again, and the
-    rows and verdict equal those of an uninterrupted run."""
-    args = ["run", "starvation", "--small", "--set", "n_samples=38400", "--quiet"]
+    rows and verdict equal those of an uninterrupted run (and no local worker outlives its driver)."""
+    base = [sys.executable, "-m", "synthsae.cli", "run", "starvation", "--small", "--set", "n_samples=38400",
+            "--quiet", "--threads", "1"]
+    command = base + ["--executor", executor] + (["--workers", "2"] if executor == "local" else [])
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "synthsae.cli", *args, "--threads", "1"]
-    reference = tmp_path / "reference"
-    subprocess.run([*command, "--out", str(reference)], env=env, check=True, capture_output=True, timeout=600)
+    reference = tmp_path / "reference"  # uninterrupted, serial
+    subprocess.run([*base, "--out", str(reference)], env=env, check=True, capture_output=True, timeout=600)
 
     killed = tmp_path / "killed"
     proc = subprocess.Popen([*command, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
@@ -140,8 +161,15 @@ def test_a_recipe_killed_with_sigkill_finishes_with_the_uninterrupted_results(tm
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+    workers = _children(proc.pid)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    if executor == "local":
+        assert workers, "the local executor runs cells in worker processes"
+        deadline = time.time() + 30
+        while any(_alive(w) for w in workers) and time.time() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(w) for w in workers), "a worker outlived its killed driver"
     finished = {p.parent.name: p.stat().st_mtime_ns for p in killed.glob("cells/*/cell.json")}
     total = len(list(reference.glob("cells/*/cell.json")))
     assert 1 <= len(finished) < total and not (killed / "report.md").exists()

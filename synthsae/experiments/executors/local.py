@@ -24,10 +24,26 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _worker(conn, threads: int) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """Stop this worker when the driver dies (even by kill -9, which runs no cleanup): a rerun of the
+    same command must not race a leftover worker for the same cell."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="synthsae-parent-watch").start()
+
+
+def _worker(conn, threads: int, parent: int | None = None) -> None:
     """Worker loop: receive a Task (None = stop), run it, answer with its record."""
     import torch
 
+    if parent is not None:
+        _exit_with_parent(parent)
     torch.set_num_threads(threads)
     while True:
         task = conn.recv()
@@ -49,7 +65,7 @@ class LocalExecutor(Executor):
     def _start(self) -> None:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(child, self._threads), name="synthsae-cell-worker", daemon=True)
+        proc = ctx.Process(target=_worker, args=(child, self._threads, os.getpid()), name="synthsae-cell-worker", daemon=True)
         proc.start()
         child.close()
         self._workers[proc] = [parent, None]
