@@ -1,13 +1,14 @@
 """The `synthsae` command line.
 
     synthsae demo [--out DIR] [--samples N] [--variants a,b]     four SAE variants on a toy world
-    synthsae run CONFIG.toml|RECIPE [--out DIR] [--device cuda] [--set key=value ...]
+    synthsae run CONFIG.toml|RECIPE [--out DIR] [--device cuda] [--set key=value ...] [--executor local]
     synthsae sweep CONFIG.toml [--executor local|serial|ray] [--address A] [--workers N] [--out DIR]
     synthsae world PRESET [--save DIR] [--seed N]
     synthsae evaluate CHECKPOINT --world PRESET|DIR [--n N] [--out DIR]
     synthsae recipes
 
 User errors (bad configs, unknown names, missing files) print `synthsae: error: ...` and exit 2.
+A folder holding another experiment's results is refused unless `--overwrite` (experiments.folders).
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ def cmd_demo(args) -> int:
     print(World(config.world_config()).describe())
     print(f"\nTraining {len(config.sae)} SAEs ({', '.join(s.name for s in config.sae)}) on "
           f"{config.train.n_samples:,} samples each, then evaluating on {config.eval.n:,} fresh samples.")
-    result = run_experiment(config, args.out, device=args.device, progress=_progress(args))
+    result = run_experiment(config, args.out, device=args.device, progress=_progress(args), overwrite=args.overwrite)
     print("\n" + result.table())
     print("\nEV explained variance, L0 active latents per sample, MCC mean |cos| of matched atoms, "
           "recovered@0.9 share of true features matched at |cos| >= 0.9, dead share of latents that never fired, "
@@ -193,9 +194,13 @@ def cmd_run(args) -> int:
             raise UserError(f"{target} has a [sweep] table: run it with `synthsae sweep {target}`")
         from synthsae.experiments.config import ExperimentConfig
 
+        if args.executor is not None or args.workers is not None or args.address is not None:
+            raise UserError("--executor / --workers / --address apply to recipes; an experiment config runs its SAEs "
+                            "in this process (for a grid of experiments use `synthsae sweep`)")
         config = ExperimentConfig.from_dict(_apply_sets(data, args.set))
         out = args.out or str(Path("synthsae-runs") / Path(target).stem)
-        result = run_experiment(config, out, device=_device(args.device), progress=_progress(args))
+        result = run_experiment(config, out, device=_device(args.device), progress=_progress(args),
+                                overwrite=args.overwrite)
         print(result.table())
         print(f"Report: {result.report_path}")
         return 0
@@ -219,8 +224,11 @@ def _run_recipe(name: str, data: dict[str, Any] | None, args, default_out: str) 
     config = recipe.config_class.from_dict(_apply_sets(data, args.set), path=name)
     out = Path(args.out or str(Path("synthsae-runs") / default_out))
     device = _device(args.device) or torch.device("cpu")
-    result = recipe.run(config, out, device, _progress(args))
-    report = result.write(out)
+    from synthsae.experiments.engine import run_recipe
+
+    options = {"address": args.address} if args.address is not None else {}
+    result, report = run_recipe(recipe, config, out, device, _progress(args), executor=args.executor or "serial",
+                                n_workers=args.workers, overwrite=args.overwrite, **options)
     print(f"{name}: {result.claim.strip().splitlines()[0] if result.claim.strip() else ''}")
     held = {True: "held", False: "did not hold", None: "inconclusive at this scale"}[result.held]
     print(f"verdict: {held}")
@@ -239,7 +247,7 @@ def cmd_sweep(args) -> int:
         raise UserError(f"--address is an option of the ray executor, not of {args.executor!r}")
     _device(args.device)
     result = run_sweep(config, out, executor=args.executor, n_workers=args.workers, device=args.device,
-                       retry_failed=args.retry_failed, progress=_progress(args), **options)
+                       retry_failed=args.retry_failed, progress=_progress(args), overwrite=args.overwrite, **options)
     n_ok = len(result.rows) - len(result.failed)
     print(f"{len(result.rows)} trials: {n_ok} ok, {len(result.failed)} failed")
     for r in result.failed:
@@ -262,6 +270,9 @@ def cmd_world(args) -> int:
     print(f"  sampled 1024 x: mean L0 = {batch.codes.nnz / 1024:.2f}, "
           f"mean ||x|| = {float(batch.x.norm(dim=1).mean()):.3f}")
     if args.save:
+        from synthsae.experiments import folders
+
+        folders.claim(args.save, "world", args.preset, folders.digest_of(world.config.to_dict()), args.overwrite)
         print(f"saved to {world.save(args.save)}")
     return 0
 
@@ -305,6 +316,11 @@ def cmd_evaluate(args) -> int:
     report = evaluate(sae, world, n=args.n, seed=args.seed, device=device)
     print(report.table())
     if args.out:
+        from synthsae.experiments import folders
+
+        what = {"sae": sae.config.to_dict(), "weights": folders.tensors_digest(sae.state_dict()),
+                "world": world.config.to_dict(), "n": args.n, "seed": args.seed}
+        folders.claim(args.out, "evaluation", str(args.checkpoint), folders.digest_of(what), args.overwrite)
         print(f"saved to {report.save(args.out)}")
     return 0
 
@@ -322,6 +338,10 @@ def cmd_recipes(args) -> int:
 
 
 # ---- the parser -------------------------------------------------------------------------------------
+OVERWRITE_HELP = ("replace --out when it holds another experiment's results (deletes them); without it such a "
+                  "folder is refused, and the same command resumes in its own folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from synthsae.experiments.demo import DEMO_EVAL_SAMPLES, DEMO_SAMPLES, DEMO_VARIANTS
     from synthsae.experiments.executors import EXECUTORS
@@ -353,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
     demo.add_argument("--no-plots", action="store_true", help="skip the PNG figures (faster)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     # The demo's matrices are tiny (d = 32, m = 256): extra CPU threads only add synchronisation,
     # and with any other load on the machine OpenMP's spin-waiting made training ~20x slower.
     _threads_option(demo, default=1)
@@ -375,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--small", action="store_true", help="recipes: the CI-sized configuration")
     run.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    run.add_argument("--executor", default=None, choices=EXECUTORS.available(),
+                     help="recipes: where the recipe's cells run (serial: in-process, the default; local: parallel "
+                          "processes; ray: a Ray cluster)")
+    run.add_argument("--workers", type=int, default=None, metavar="N", help="recipes: parallel cells")
+    run.add_argument("--address", default=None, help="recipes, ray: cluster address (default: start a local Ray)")
     _threads_option(run)
 
     sweep = sub.add_parser(
@@ -398,12 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a key of the base experiment or of [sweep], e.g. --set sweep.seeds=[0]")
     sweep.add_argument("--retry-failed", action="store_true", help="rerun trials that failed before")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     world = sub.add_parser("world", formatter_class=fmt, help="describe (and optionally save) a preset world",
                            epilog="examples:\n  synthsae world toy\n  synthsae world hierarchy --save worlds/h")
     world.add_argument("preset", choices=PRESETS.available())
     world.add_argument("--seed", type=int, default=0)
     world.add_argument("--save", metavar="DIR", help="write config.json + world.safetensors here")
+    world.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     ev = sub.add_parser(
         "evaluate", formatter_class=fmt, help="evaluate a saved SAE against a world's ground truth",
@@ -419,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation samples (default: %(default)s)")
     ev.add_argument("--out", metavar="DIR", help="write metrics.json, CSV tables and PNG plots here")
     ev.add_argument("--device", default=None)
+    ev.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     _threads_option(ev)
 
     sub.add_parser("recipes", help="list the recipes (experiments that test published claims)")
@@ -441,7 +471,11 @@ def _print_config(args) -> int:
         if "recipe" not in data:
             from synthsae.experiments.config import ExperimentConfig
 
-            print(ExperimentConfig.from_dict(_apply_sets(data, args.set)).to_toml(), end="")
+            from synthsae.experiments.run import build_world
+
+            config = ExperimentConfig.from_dict(_apply_sets(data, args.set))
+            build_world(config)  # a world that fails only when built is invalid too: exit 2, not 0
+            print(config.to_toml(), end="")
             return 0
         name = data.pop("recipe")
     else:
@@ -452,6 +486,9 @@ def _print_config(args) -> int:
     if data is None:
         data = (recipe.config_class.small() if args.small else recipe.config_class()).to_dict()
     config = recipe.config_class.from_dict(_apply_sets(data, args.set), path=name)
+    from synthsae.experiments.engine import validate_recipe
+
+    validate_recipe(recipe, config)  # builds its cells and worlds: an invalid config exits 2, not 0
     print(tomli_w.dumps({"recipe": name, **_drop_none(config.to_dict())}), end="")
     return 0
 
