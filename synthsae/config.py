@@ -335,7 +335,7 @@ def _describe_hint(hint: Any) -> str:
     if origin is tuple:
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
-            return f"a list of {_describe_hint(args[0])}"
+            return f"a list of items, each {_describe_hint(args[0])}"
         return f"a list of {len(args)} items ({', '.join(_describe_hint(a) for a in args)})"
     names = {int: "an int (not a bool, float or str)", float: "a float", bool: "true or false", str: "a str",
              type(None): "None"}

@@ -77,7 +77,7 @@ def check_world_memory(config) -> None:
 
 def check_probability_memory(m: int) -> None:
     """Refuse an m so large that the per-feature rate vectors alone would not fit (run by WorldConfig)."""
-    require_memory(8 * m * 4, "world.m", m, "the per-feature firing rates of this world",
+    require_memory(8 * m * 4, "world.m", m, "storing the per-feature firing rates of this world",
                    "a smaller m (each feature costs tens of bytes before the dictionary is built)")
 
 

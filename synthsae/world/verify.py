@@ -63,7 +63,8 @@ def check_state(config, state: dict, source: str = "World.from_state(state)") ->
             bad = ~torch.isfinite(value)
             if bool(bad.any()):
                 where = tuple(int(i) for i in bad.nonzero()[0]) if value.dim() else ()
-                fail(field(key), f"{float(value[where])} at index {list(where)}", "every value must be finite "
+                fail(field(key), f"{float(value[where])}" + (f" at index {list(where)}" if where else ""),
+                     "every value must be finite "
                      "(NaN or inf would make every sample that touches it NaN)", "finite values")
     _check_dictionary(state["dictionary"], field("dictionary"))
     for key in ("q", "marginal"):

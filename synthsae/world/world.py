@@ -90,6 +90,8 @@ class World:
         if _state is None:
             check_world_memory(config)  # refuse absurd sizes before allocating anything
         state = _state if _state is not None else self._build(dictionary)
+        if _state is None:  # a bug in a builder must not surface as NaN samples
+            check_state(config, state, "World(config) built part")
         self._state = state
         m = config.m
         self.dictionary = state["dictionary"]
@@ -348,10 +350,11 @@ class World:
             diff = _first_difference(original.to_dict(), config.to_dict(), "world")
             if diff is not None:
                 where, before, after = diff
-                fail(f"{config_file}: {where}", after, f"the saved tensors were built with {where} = {before!r}, "
-                     "so this world cannot be loaded with the edited value (it would report one world and sample "
-                     "another)", f"{before!r} (the saved value); for a changed world build it anew: "
-                     "World(WorldConfig.load(...)) and save that")
+                fail(f"{config_file}: {where}", after, f"the tensors in {TENSORS_FILE} were built with {where} = "
+                     f"{before!r} (config.json was edited, or the files come from different saves), and loading them "
+                     "under this config would report one world and sample another", f"{before!r} (the value the "
+                     "tensors were built with); for a changed world build it anew, World(WorldConfig.load(...)), "
+                     "and save that")
         world = cls.from_state(config, saved.tensors, _source=str(tensors_file))
         # last, so that the specific errors above name the field when one applies
         recorded = meta.get("tensors_sha256")
