@@ -6,8 +6,10 @@ The result gets the permissions a plain `open(path, "w")` would give (0666 minus
 existing file keeps its mode), not the 0600 of the temporary file.
 
 A folder of several files (a world, an SAE) is made consistent by its writer: it writes the tensors
-first and then a config that records their `sha256`, and the loader refuses a pair whose digests
-differ (`read_tensor_file` returns the digest of the bytes it read).
+first and then a config that records their digest (`tensors_digest`: a sha256 over the tensors'
+names, dtypes, shapes and bytes and the metadata, in sorted order, so it does not depend on the
+order safetensors happens to write its header in), and the loader refuses a pair whose digests
+differ (`read_tensor_file` returns the digest of what it read).
 """
 
 from __future__ import annotations
@@ -98,10 +100,10 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
 
 def save_tensors_digest(path: str | Path, tensors: dict[str, torch.Tensor],
                         metadata: dict[str, str] | None = None) -> tuple[Path, str]:
-    """`save_tensors`, also returning the sha256 of the bytes written (to record in a config)."""
+    """`save_tensors`, also returning `tensors_digest` of what was written (to record in a config)."""
     flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
     data = _st_save(flat, metadata=metadata)
-    return atomic_write_bytes(path, data), sha256(data)
+    return atomic_write_bytes(path, data), tensors_digest(flat, metadata)
 
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
@@ -111,7 +113,7 @@ def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[s
 
 @dataclasses.dataclass(frozen=True)
 class TensorFile:
-    """A safetensors file as read: its tensors, its string metadata and the sha256 of its bytes."""
+    """A safetensors file as read: its tensors, its string metadata and `tensors_digest` of both."""
 
     tensors: dict[str, torch.Tensor]
     metadata: dict[str, str]
@@ -134,11 +136,18 @@ def read_tensor_file(path: str | Path, device: str | torch.device = "cpu") -> Te
             raise TypeError("the __metadata__ entry is not a table")
     except Exception as err:  # safetensors raises its own error types
         raise ValueError(f"{path} is not a readable safetensors file ({err}); it may be truncated or corrupted") from None
-    return TensorFile({k: v.to(device) for k, v in tensors.items()}, dict(metadata), sha256(data))
+    return TensorFile({k: v.to(device) for k, v in tensors.items()}, dict(metadata), tensors_digest(tensors, metadata))
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def tensors_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> str:
+    """sha256 (hex) of named tensors and string metadata, independent of dict and header order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    h.update(json.dumps(sorted((metadata or {}).items())).encode())
+    return h.hexdigest()
 
 
 def read_json(path: str | Path) -> Any:

@@ -327,7 +327,7 @@ class SAE(nn.Module):
         sae.load_state(saved.tensors, source=str(weights_file))
         # last, so that the specific errors above (variant, shapes) win when they apply
         if recorded is not None and recorded != saved.sha256:
-            io_fail(f"{config_file}: {DIGEST_KEY}", recorded, f"{weights_file} has sha256 {saved.sha256}, so the "
+            io_fail(f"{config_file}: {DIGEST_KEY}", recorded, f"{weights_file} has digest {saved.sha256}, so the "
                     "two files were not written by the same save (interrupted save, copied or edited file)",
                     "a folder written by one SAE.save (save the SAE again)")
         return sae.to(resolve_device(device))

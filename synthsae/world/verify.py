@@ -135,7 +135,7 @@ def check_forest(parents: torch.Tensor, level: torch.Tensor, field) -> None:
     # Pointer doubling: after ceil(log2(m)) + 1 rounds every feature of an acyclic forest has reached -1.
     jump = parents.clone()
     for _ in range(max(1, math.ceil(math.log2(max(m, 2)))) + 1):
-        jump = torch.where(jump >= 0, parents[jump.clamp_min(0)], jump)
+        jump = torch.where(jump >= 0, jump[jump.clamp_min(0)], jump)  # the 2^k-th ancestor, then 2^(k+1)-th
     cyc = jump >= 0
     if bool(cyc.any()):
         j = int(cyc.nonzero()[0])

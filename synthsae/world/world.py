@@ -359,7 +359,7 @@ class World:
         # last, so that the specific errors above name the field when one applies
         recorded = meta.get("tensors_sha256")
         if recorded is not None and recorded != saved.sha256:
-            fail(f"{config_file}: tensors_sha256", recorded, f"{tensors_file} has sha256 {saved.sha256}, so the two "
+            fail(f"{config_file}: tensors_sha256", recorded, f"{tensors_file} has digest {saved.sha256}, so the two "
                  "files were not written by the same save (interrupted save, copied or edited file)",
                  "a folder written by one World.save (save the world again)")
         return world
