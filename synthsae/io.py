@@ -155,6 +155,6 @@ def read_json(path: str | Path) -> Any:
     if not path.is_file():
         raise ValueError(f"{path} does not exist: expected a JSON file written by synthsae")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON ({err}); it may be truncated or corrupted") from None
