@@ -98,6 +98,23 @@ case("Full(matrix ragged)", ["matrix"])(lambda: World(WorldConfig(d=4, m=2, corr
 case("Full(matrix ragged) from_dict", ["matrix"])(
     lambda: WorldConfig.from_dict({"d": 4, "m": 2, "correlation": {"kind": "full", "matrix": [[1.0, 0.0], [0.0]]}}))
 
+case("Given(path=missing file)", ["nope.safetensors"])(
+    lambda: World(small(dictionary=__import__("synthsae.world", fromlist=["Given"]).Given(path=str(TMP / "nope.safetensors")))))
+case("World(config=dict)", ["WorldConfig"])(lambda: World({"d": 8, "m": 16}))
+case("World.from_state(state=list)", ["state"])(lambda: World.from_state(small(), []))
+case("World.from_state(bias='x')", ["bias"])(lambda: World.from_state(small(), {**World(small()).state(), "bias": "x"}))
+case("World.load(missing folder)", ["config.json"])(lambda: World.load(TMP / "missing"))
+case("sample(n=2.5)", ["n"])(lambda: World(small()).sample(2.5))
+case("sample(n=True)", ["n"])(lambda: World(small()).sample(True))
+case("sample(n=-3)", ["n"])(lambda: World(small()).sample(-3))
+case("preset unknown", ["preset", "toyy"])(lambda: World.preset("toyy"))
+case("preset override seed='1'", ["seed"])(lambda: World.preset("toy", seed="1"))
+case("WorldConfig.from_dict(d='8')", ["d"])(lambda: WorldConfig.from_dict({"d": "8"}))
+case("WorldConfig.from_toml(exponent=inf)", ["exponent"])(
+    lambda: WorldConfig.from_toml('[firing]\nkind = "zipf"\nexponent = inf\n'))
+case("Full 3x3 matrix for m=2", ["matrix"])(
+    lambda: World(WorldConfig(d=4, m=2, correlation=Full(matrix=((1.0, 0, 0), (0, 1.0, 0), (0, 0, 1.0))))))
+
 # ---- memory -------------------------------------------------------------------------------------
 case("World d=10**9", ["memory", "GiB", "bytes"])(lambda: World(WorldConfig(d=10**9, m=64)))
 case("World m=10**10", ["memory", "GiB", "bytes"])(lambda: World(WorldConfig(d=8, m=10**10)))

@@ -98,6 +98,7 @@ class Config:
                     f"{path}: unknown key {key!r}.{hint} Valid keys: {', '.join(names)}."
                 )
         kwargs = {k: _from_plain(v, hints[k], f"{path}.{k}") for k, v in data.items()}
+        check_field_types(kwargs, target, path)  # here too, so that a type error names the key path
         return target(**kwargs)  # type: ignore[return-value]
 
     def to_json(self, indent: int = 2) -> str:
@@ -225,18 +226,28 @@ def _field_hints(cls: type) -> tuple[tuple[str, Any, bool, str], ...]:
                  for f in dataclasses.fields(cls) if f.init and f.name in hints)
 
 
-def check_field_types(config: "Config") -> None:
+def check_field_types(config: "Config | dict[str, Any]", cls: type | None = None, label: str | None = None) -> None:
     """Check every field of `config` against its annotation (see the module docstring); fail naming the
-    field. Numpy scalars and lists are stored as builtin ints / floats and tuples."""
-    for name, hint, nonfinite, label in _field_hints(type(config)):
-        value = getattr(config, name)
+    field as `label.field` (label: the class name by default). Numpy scalars and lists are stored as
+    builtin ints / floats and tuples. `config` may also be a dict of constructor keywords for `cls`."""
+    cls = cls or type(config)
+    for name, hint, nonfinite, default_label in _field_hints(cls):
+        if isinstance(config, dict):
+            if name not in config:
+                continue
+            value = config[name]
+        else:
+            value = getattr(config, name)
         try:
             converted = _check_type(value, hint, nonfinite)
         except _Mismatch as err:
             sub, bad, why = err.args
-            fail(f"{label}.{name}{sub}", bad, why, _expected(hint, nonfinite))
+            fail(f"{label or default_label}.{name}{sub}", bad, why, _expected(hint, nonfinite))
         if converted is not _NO_CHANGE:
-            object.__setattr__(config, name, converted)
+            if isinstance(config, dict):
+                config[name] = converted
+            else:
+                object.__setattr__(config, name, converted)
 
 
 def _check_type(value: Any, hint: Any, nonfinite: bool, sub: str = "") -> Any:

@@ -112,3 +112,12 @@ def test_every_registered_world_config_checks_types():
                     with pytest.raises(ValueError, match=rf"\.{f.name} = 'x' is invalid"):
                         cls(**{f.name: "x"})
     assert tried >= 20
+
+
+def test_from_dict_and_toml_name_the_key_path():
+    with pytest.raises(ValueError, match=r"^WorldConfig.firing.exponent = inf is invalid: .*finite"):
+        WorldConfig.from_toml('[firing]\nkind = "zipf"\nexponent = inf\n')
+    with pytest.raises(ValueError, match=r"^world.hierarchy.branching = \[2, 'x'\] is invalid"):
+        WorldConfig.from_dict({"hierarchy": {"branching": [2, "x"]}}, path="world")
+    with pytest.raises(ValueError, match=r"matrix\[1\] = 'a row of 1 values' is invalid"):  # ragged
+        WorldConfig.from_dict({"d": 4, "m": 2, "correlation": {"kind": "full", "matrix": [[1.0, 0.0], [0.0]]}})
