@@ -92,6 +92,10 @@ def sample_bytes(world, n: int) -> int:
 
 
 def check_sample_memory(world, n: int) -> None:
+    # A bound without any tensor work first (nnz <= n m): the usual small batch returns here.
+    bound = 12 * n * world.d + 48 * n * world.m + (24 * n * world.m if world.config.correlation is not None else 0)
+    if bound < CHECK_ABOVE:
+        return
     need = sample_bytes(world, n)
     if need < CHECK_ABOVE:
         return

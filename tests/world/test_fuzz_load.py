@@ -85,9 +85,13 @@ def test_mutated_config_dicts(cfg, data):
 def test_corrupted_saved_worlds(cfg, data, tmp_path_factory):
     folder = World(cfg).save(tmp_path_factory.mktemp("w") / "w")
     tensors_file, config_file = folder / "world.safetensors", folder / "config.json"
-    how = data.draw(st.sampled_from(["tensor_value", "tensor_flip", "index", "drop_key", "dtype", "config",
+    how = data.draw(st.sampled_from(["rewrite", "tensor_value", "tensor_flip", "index", "drop_key", "dtype", "config",
                                      "truncate_tensors", "truncate_config", "remove", "garbage"]))
-    if how in ("tensor_value", "tensor_flip", "index", "drop_key", "dtype"):
+    if how == "rewrite":  # the same tensors and metadata written again (another header order): still valid
+        state = load_file(tensors_file)
+        save_file(state, tensors_file, metadata={"world": json.dumps(cfg.to_dict(), sort_keys=True),
+                                                 "format_version": "1"})
+    elif how in ("tensor_value", "tensor_flip", "index", "drop_key", "dtype"):
         state = load_file(tensors_file)
         keep_meta = data.draw(st.booleans())
         meta = json.loads(config_file.read_text())
@@ -130,6 +134,8 @@ def test_corrupted_saved_worlds(cfg, data, tmp_path_factory):
     outcome = check_outcome(lambda: World.load(folder))
     if how in ("truncate_tensors", "truncate_config", "remove", "garbage"):
         assert outcome == "refused"
+    if how == "rewrite":
+        assert outcome == "accepted"
 
 
 def test_the_fuzzers_reach_both_outcomes():
