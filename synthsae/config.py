@@ -211,7 +211,7 @@ def _describe(hint: Any) -> str:
 
 # ---- field types at construction --------------------------------------------------------------------
 class _Mismatch(Exception):
-    """A value that does not match its annotation: (path, value, why, expected)."""
+    """A value that does not match its annotation: args (sub-path such as "[1]", value, why)."""
 
 
 _NO_CHANGE = object()
@@ -262,18 +262,16 @@ def _check_type(value: Any, hint: Any, nonfinite: bool, sub: str = "") -> Any:
             if type(None) in members:
                 return _NO_CHANGE
             raise _Mismatch(sub, value, "this field may not be None")
-        first = None
+        specific = None  # a reason from inside a member (an item of a tuple, a NaN float) beats "wrong type"
         for member in members:
             if member is type(None):
                 continue
             try:
                 return _check_type(value, member, nonfinite, sub)
             except _Mismatch as err:
-                # keep the most specific reason (a float that is NaN beats "not an int")
-                if first is None or (err.args[0] != sub or "finite" in err.args[2]):
-                    first = err
-        raise first if first is not None and (first.args[0] != sub or "finite" in first.args[2]) else \
-            _Mismatch(sub, value, f"a {type(value).__name__} matches none of the allowed types")
+                if specific is None and (err.args[0] != sub or "finite" in err.args[2]):
+                    specific = err
+        raise specific or _Mismatch(sub, value, f"a {type(value).__name__} matches none of the allowed types")
     if origin is typing.Literal:
         allowed = typing.get_args(hint)
         if not any(value == a and type(value) is type(a) for a in allowed):
@@ -298,15 +296,15 @@ def _check_type(value: Any, hint: Any, nonfinite: bool, sub: str = "") -> Any:
             raise _Mismatch(sub, value, f"a {type(value).__name__} where a table/dict is needed")
         return _NO_CHANGE
     if hint is bool:
-        if not isinstance(value, (bool, np_bool_types())):
+        if not isinstance(value, (bool, _np_bool())):
             raise _Mismatch(sub, value, f"a {type(value).__name__} where a boolean is needed")
         return _NO_CHANGE if isinstance(value, bool) else bool(value)
     if hint is int:
-        if isinstance(value, (bool, np_bool_types())) or not isinstance(value, numbers.Integral):
+        if isinstance(value, (bool, _np_bool())) or not isinstance(value, numbers.Integral):
             raise _Mismatch(sub, value, f"a {type(value).__name__} where an integer is needed")
         return _NO_CHANGE if type(value) is int else int(value)
     if hint is float:
-        if isinstance(value, (bool, np_bool_types())) or not isinstance(value, numbers.Real):
+        if isinstance(value, (bool, _np_bool())) or not isinstance(value, numbers.Real):
             raise _Mismatch(sub, value, f"a {type(value).__name__} where a number is needed")
         if not nonfinite and not math.isfinite(value):
             raise _Mismatch(sub, value, "the value must be finite (NaN and inf are not allowed here)")
@@ -323,7 +321,7 @@ def _check_type(value: Any, hint: Any, nonfinite: bool, sub: str = "") -> Any:
 
 
 @functools.lru_cache(maxsize=1)
-def np_bool_types() -> tuple[type, ...]:
+def _np_bool() -> tuple[type, ...]:
     """numpy's bool scalar type (not an int, whatever numbers.Integral says), if numpy is installed."""
     try:
         import numpy
