@@ -28,10 +28,10 @@ from synthsae.sae.frozen import (
     SoftFrozenDecoderSAE,
 )
 from synthsae.sae.lista import LISTAConfig, LISTASAE
-from synthsae.sae.train import TrainHistory, batch_seed, train
+from synthsae.sae.train import TrainHistory, TrainSettings, batch_seed, train
 
 __all__ = [
-    "SAE", "SAEConfig", "TrainOutput", "TrainHistory", "available", "make", "train", "batch_seed",
+    "SAE", "SAEConfig", "TrainOutput", "TrainHistory", "TrainSettings", "available", "make", "train", "batch_seed",
     "ReluL1Config", "GatedConfig", "TopKConfig", "BatchTopKConfig", "JumpReLUConfig", "MatryoshkaConfig",
     "AENConfig", "FrozenDecoderConfig", "SoftFrozenDecoderConfig", "FrozenEncoderConfig", "LISTAConfig",
     "ReluL1SAE", "GatedSAE", "TopKSAE", "BatchTopKSAE", "JumpReLUSAE", "MatryoshkaSAE", "AENSAE",
