@@ -36,6 +36,7 @@ from synthsae.errors import fail
 EMA_STEPS = 20  # batches averaged (exponentially) into the measured L0
 GAIN_SCALE = 10.0  # log-units of f the controller can move over its active steps at full error
 MIN_GAIN, MAX_GAIN = 2e-3, 0.05
+PROPORTIONAL = 0.5
 MAX_ERROR = 1.0  # |log L0 - log target| is clipped here: a bounded step in f per batch
 
 
@@ -74,6 +75,7 @@ class L0Controller:
         self.gain = min(MAX_GAIN, max(MIN_GAIN, GAIN_SCALE / max(self.stop, 1)))
         self.log_target = math.log(self.target)
         self.log_f = torch.zeros((), dtype=torch.float64, device=device)
+        self.integral = torch.zeros((), dtype=torch.float64, device=device)
         self.ema = torch.full((), -1.0, dtype=torch.float64, device=device)  # < 0: no batch seen yet
 
     def factor(self) -> torch.Tensor:
@@ -103,7 +105,8 @@ class L0Controller:
         a = 1.0 / EMA_STEPS
         self.ema.copy_(torch.where(self.ema < 0, l0, self.ema * (1 - a) + a * l0))
         error = (self.ema.clamp_min(1e-6).log() - self.log_target).clamp(-MAX_ERROR, MAX_ERROR)
-        self.log_f.add_(self.gain * error)
+        self.integral.add_(self.gain * error)
+        self.log_f.copy_(self.integral + PROPORTIONAL * error)
 
     def coefficients(self, config: Any) -> dict[str, float]:
         """{coefficient field: effective value} = f times the configured coefficient (host sync)."""
@@ -112,11 +115,13 @@ class L0Controller:
 
     # ---- checkpointing -----------------------------------------------------------------------
     def state(self) -> dict[str, torch.Tensor]:
-        return {"log_factor": self.log_f.detach().cpu().clone(), "l0_ema": self.ema.detach().cpu().clone()}
+        return {"log_factor": self.log_f.detach().cpu().clone(), "integral": self.integral.detach().cpu().clone(),
+                "l0_ema": self.ema.detach().cpu().clone()}
 
     def load(self, state: dict[str, torch.Tensor], source: str) -> None:
         try:
             self.log_f.copy_(state["log_factor"])
+            self.integral.copy_(state["integral"])
             self.ema.copy_(state["l0_ema"])
         except (KeyError, RuntimeError) as err:
             raise ValueError(f"{source}: the target_l0 controller's state is missing or invalid ({err}); "

@@ -148,7 +148,7 @@ class TrainSettings(Config):
     log_every: int | None = None
     step_offset: int = 0
     target_l0: float | None = None
-    l0_freeze: float = 0.25
+    l0_freeze: float = 0.2
     check_every: int = 100
     divergence_ev: float | None = -1.0
     probe_samples: int | None = None
@@ -605,7 +605,8 @@ def _check_finite(terms: dict[str, torch.Tensor], step: int, x: torch.Tensor) ->
     if math.isfinite(float(terms["total"].detach())):  # a Python float: cheaper than a 0-d isfinite tensor
         return
     _require_finite_data(x, "the training batch", step)
-    for name, value in terms.items():
+    for name in [k for k in terms if k != "total"] + ["total"]:  # name the culprit, not the sum
+        value = terms[name]
         if not bool(torch.isfinite(value)):
             raise FloatingPointError(
                 f"training stopped at step {step}: loss term {name!r} = {float(value.detach())} is not finite "
