@@ -34,7 +34,7 @@ import torch
 from synthsae.errors import fail
 
 EMA_STEPS = 20  # batches averaged (exponentially) into the measured L0
-GAIN_SCALE = 10.0  # log-units of f the controller can move over its active steps at full error
+GAIN_SCALE = 20.0  # log-units of f the controller can move over its active steps at full error
 MIN_GAIN, MAX_GAIN = 2e-3, 0.05
 PROPORTIONAL = 0.5
 MAX_ERROR = 1.0  # |log L0 - log target| is clipped here: a bounded step in f per batch
