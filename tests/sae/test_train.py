@@ -9,6 +9,7 @@ import torch
 
 from synthsae.sae import TrainHistory, batch_seed, make, train
 from synthsae.sae.train import CHECKPOINT_FILE
+from synthsae.world import World
 
 
 def states_equal(a, b):
@@ -212,18 +213,10 @@ def test_b_dec_initialization(make_world):
             assert not torch.allclose(sae.b_dec.detach(), x0_mean)
 
 
-def _toy_world():
-    try:
-        from synthsae.world import World
-    except ImportError:
-        pytest.skip("synthsae.world.World is not available yet")
-    return World.preset("toy")
-
-
 @pytest.mark.parametrize("name", ["topk", "relu_l1"])
 def test_trains_on_the_toy_preset(name, tmp_path):
     """The real World contract: sample(n, seed=, device=, dtype=).x, d; resume still exact."""
-    world = _toy_world()
+    world = World.preset("toy")
     hp = {"k": 4} if name == "topk" else {}
     m = 2 * world.m
     kw = dict(batch_size=64, lr=3e-3, seed=0, progress=False, checkpoint_every=5)
