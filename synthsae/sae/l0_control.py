@@ -18,15 +18,15 @@ batches):
 with a = 1 / `EMA_STEPS` and a gain g = clip(`GAIN_SCALE` / active_steps, `MIN_GAIN`, `MAX_GAIN`)
 scaled to the number of steps it acts on, so a short run can still move f by orders of magnitude
 and a long one moves it gently (the proportional part damps the overshoot that the lag between a
-coefficient change and the encoder's response otherwise causes). It acts on the steps after the variant's sparsity warmup
-(`sae.sparsity_scale(step) == 1`) and before the frozen final stretch: the last `freeze` fraction
+coefficient change and the encoder's response otherwise causes). It acts on the steps after the
+variant's sparsity warmup (`sae.sparsity_scale(step) == 1`) and before the frozen final stretch: the last `freeze` fraction
 of the steps train at a fixed objective (f no longer changes), so the end of training is an
 ordinary fixed-coefficient run.
 
 Known limit (measured on the toy preset, 1,000-1,500 steps): a ReLU+l1 SAE keeps sparsifying at a
 fixed coefficient, so its final L0 lands below the target (-8% at L0 8, up to -14% at L0 6 with a
-decaying lr); JumpReLU lands within 3%. Longer runs drift less; the final probe L0 is reported
-(`Convergence.l0`) so a miss is visible.
+decaying lr); JumpReLU lands within 3%. The final probe L0 is reported (`Convergence.l0`), so a
+miss is visible.
 
 All state (log f, the EMA) is kept in 0-d float64 tensors on the training device (no host sync
 per step) and is saved in the trainer's checkpoint, so a resumed run is exact.
