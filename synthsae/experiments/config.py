@@ -44,12 +44,9 @@ from synthsae.config import Config, _from_plain
 from synthsae.errors import ConfigError, fail, require
 from synthsae.metrics.evaluate import EvalConfig
 from synthsae.sae.base import SAE_CONFIGS, SAEConfig
+from synthsae.sae.train import INIT_B_DEC, TrainSettings  # noqa: F401  ([train] is the trainer's own settings)
 from synthsae.world.presets import PRESETS
 from synthsae.world.world import WorldConfig
-
-# `train(init_b_dec=None)` keeps the SAE's own b_dec; TOML has no null, so the config spells it "keep".
-INIT_B_DEC = ("geometric_median", "mean", "zeros", "keep")
-
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
@@ -188,58 +185,6 @@ class SAESpec(Config):
         data = dict(data)
         variant, label = data.pop("variant"), data.pop("label", None)
         return cls(variant=variant, label=label, hyperparameters=data)
-
-
-# ---- training ---------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class TrainSettings(Config):
-    """Arguments of `synthsae.train` (see its docstring). seed: None = the experiment's seed.
-    init_b_dec: "geometric_median", "mean", "zeros" or "keep" (train's None)."""
-
-    n_samples: int = 500_000
-    batch_size: int = 1024
-    lr: float = 3e-4
-    seed: int | None = None
-    checkpoint_every: int = 1000
-    lr_warmup_steps: int = 0
-    lr_decay_steps: int = 0
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float | None = None
-    init_b_dec: str = "geometric_median"
-    resample_every: int | None = None
-    log_every: int | None = None
-
-    def validate(self) -> None:
-        p = "train"
-        for name in ("batch_size", "checkpoint_every"):
-            v = getattr(self, name)
-            require(_is_int(v) and v >= 1, f"{p}.{name}", v, "must be a positive integer", "an int >= 1")
-        require(_is_int(self.n_samples) and self.n_samples >= self.batch_size, f"{p}.n_samples", self.n_samples,
-                f"at least one batch of batch_size = {self.batch_size} is needed", f"an int >= {self.batch_size}")
-        require(self.lr > 0, f"{p}.lr", self.lr, "the learning rate must be positive", "a float > 0")
-        require(self.seed is None or self.seed >= 0, f"{p}.seed", self.seed, "seeds are non-negative", "an int >= 0")
-        for name in ("lr_warmup_steps", "lr_decay_steps"):
-            v = getattr(self, name)
-            require(v >= 0, f"{p}.{name}", v, "a step count cannot be negative", "an int >= 0")
-        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"{p}.betas", self.betas, "Adam betas lie in [0, 1)",
-                "two floats in [0, 1)")
-        require(self.grad_clip is None or self.grad_clip > 0, f"{p}.grad_clip", self.grad_clip,
-                "a norm bound must be positive", "a float > 0 (omit for no clipping)")
-        require(self.init_b_dec in INIT_B_DEC, f"{p}.init_b_dec", self.init_b_dec, "unknown initialization",
-                " or ".join(map(repr, INIT_B_DEC)))
-        for name in ("resample_every", "log_every"):
-            v = getattr(self, name)
-            require(v is None or v >= 1, f"{p}.{name}", v, "must be a positive integer", "an int >= 1 (or omit it)")
-
-    def train_kwargs(self, root_seed: int) -> dict[str, Any]:
-        """Keyword arguments of `synthsae.train` (without sae, world, device, checkpointing, progress)."""
-        return {
-            "n_samples": self.n_samples, "batch_size": self.batch_size, "lr": self.lr,
-            "seed": root_seed if self.seed is None else self.seed, "checkpoint_every": self.checkpoint_every,
-            "lr_warmup_steps": self.lr_warmup_steps, "lr_decay_steps": self.lr_decay_steps, "betas": self.betas,
-            "grad_clip": self.grad_clip, "init_b_dec": None if self.init_b_dec == "keep" else self.init_b_dec,
-            "resample_every": self.resample_every, "log_every": self.log_every,
-        }
 
 
 # ---- the experiment ---------------------------------------------------------------------------------
