@@ -539,11 +539,9 @@ def _adam(params, lr, betas) -> torch.optim.Adam:
 
 
 def _progress(progress: bool, total: int, initial: int, name: str):
-    if not progress:
-        return None
-    from tqdm.auto import tqdm
+    from synthsae.progress import progress_bar  # a bar on a terminal, a line per 5% in a log
 
-    return tqdm(total=total, initial=initial, desc=f"train {name}", unit="step")
+    return progress_bar(total, f"train {name}", enabled=progress, initial=initial, unit="step")
 
 
 def _make_probe(world, s: TrainSettings, seed: int, n_steps: int, dev) -> tuple[Probe | None, set[int]]:
