@@ -230,8 +230,9 @@ def _run_recipe(name: str, data: dict[str, Any] | None, args, default_out: str) 
     result, report = run_recipe(recipe, config, out, device, _progress(args), executor=args.executor or "serial",
                                 n_workers=args.workers, overwrite=args.overwrite, **options)
     print(f"{name}: {result.claim.strip().splitlines()[0] if result.claim.strip() else ''}")
-    held = {True: "held", False: "did not hold", None: "inconclusive at this scale"}[result.held]
-    print(f"verdict: {held}")
+    from synthsae.experiments.recipes.base import verdict_word
+
+    print(f"verdict: {verdict_word(result.held)}")
     print(f"Report: {report}")
     return 0
 

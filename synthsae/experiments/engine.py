@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,7 @@ def run_grid(recipe, config, out_dir: str | Path, device: torch.device | str | N
     others finished, naming it; rerunning the same command retries it."""
     from synthsae.experiments.executors import EXECUTORS
 
+    t0 = time.perf_counter()
     cells = validate_recipe(recipe, config)
     EXECUTORS.get(executor)(n_workers, **executor_options)  # bad executor options fail before the claim
     out = Path(out_dir)
@@ -159,6 +161,11 @@ def run_grid(recipe, config, out_dir: str | Path, device: torch.device | str | N
     results = [CellResult(c, _restored(records[c.id]["row"]), records[c.id].get("data")) for c in cells]
     tables.write_csv(out / "cells.csv", [{"cell": r.cell.id, **r.cell.params, **r.row} for r in results])
     result = recipe.conclude(config, results)
+    from synthsae.experiments.recipes.provenance import run_metadata
+
+    cell_seconds = sum(float(records[c.id].get("wall_seconds") or 0.0) for c in cells)
+    result.metadata = {**run_metadata(recipe.name, config, out, dev, time.perf_counter() - t0, cell_seconds),
+                       **result.metadata}
     result.sections.append(("Cells", (
         f"This report was concluded from {len(results)} cells (one row each in [cells.csv](cells.csv)); each cell's "
         f"folder `{CELLS_DIR}/<cell>/` holds its record (`cell.json`), its training checkpoints and artifacts. "
@@ -193,7 +200,12 @@ def _restored(row: dict[str, Any]) -> dict[str, Any]:
 class CellContext:
     """What a recipe's `run_cell` gets besides its config and cell: the cell's `folder` (checkpoints
     and artifacts go there), the folders of the cells it needs (`inputs`, id -> Path), the device,
-    and `progress` (training bars)."""
+    and `progress` (training bars).
+
+    `trained`: SAE name -> its convergence diagnostic (`_common.convergence_row`), filled by every
+    `train` call; the runner adds it to the cell's row (keys as in `convergence_row`, prefixed
+    "<name>." except for the default name "sae"), so every cell that trains an SAE records whether
+    it converged, whether it collapsed, its probe EV and its final measured L0."""
 
     recipe: Any
     config: Any
@@ -202,6 +214,7 @@ class CellContext:
     inputs: dict[str, Path]
     device: torch.device
     progress: bool = False
+    trained: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     def world(self, params: dict[str, Any] | None = None):
         """The cell's world (or the world of other `params`), built once per process."""
@@ -230,6 +243,9 @@ class CellContext:
         except FloatingPointError as err:
             raise FloatingPointError(f"cell {self.cell.id}, SAE {name!r} ({variant}): {err}") from None
         sae.eval()
+        from synthsae.experiments.recipes._common import convergence_row
+
+        self.trained[name] = convergence_row(history, "" if name == "sae" else f"{name}.")
         return sae, history
 
     def save_sae(self, sae, name: str = "model") -> Path:
@@ -266,7 +282,8 @@ def _recipe_runner(spec: dict[str, Any], folder: Path, inputs: dict[str, Path], 
     cell = Cell.from_dict(spec["cell"])
     ctx = CellContext(recipe, config, cell, folder, inputs, resolve_device(device or "cpu"), progress)
     out = recipe.run_cell(config, cell, ctx)
-    return {"row": dict(out.get("row", {})), "data": out.get("data")}
+    diagnostics = {k: v for conv in ctx.trained.values() for k, v in conv.items()}
+    return {"row": {**diagnostics, **dict(out.get("row", {}))}, "data": out.get("data")}
 
 
 RUNNERS.register("experiment")(_experiment_runner)

@@ -58,7 +58,7 @@ def test_recipe_runs_small_and_writes_a_complete_report(name, tmp_path):
     result = recipe.run(config, tmp_path, torch.device("cpu"), False)
     assert isinstance(result, RecipeResult) and result.recipe == name and result.config == config
     assert result.checks, "a verdict must come from stated checks"
-    assert result.held is verdict(result.checks)
+    assert result.held == verdict(result.checks)
     report = result.write(tmp_path)
     assert report == tmp_path / "report.md"
     text = report.read_text()
@@ -77,7 +77,7 @@ def test_recipe_runs_small_and_writes_a_complete_report(name, tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"![{fig}]({fig}.png)" in text
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["held"] is result.held and set(metrics["metrics"]) == set(result.metrics)
+    assert metrics["held"] == result.held and set(metrics["metrics"]) == set(result.metrics)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["recipe"] == name
     assert recipe.config_class.from_dict(saved["config"]) == config
@@ -143,10 +143,11 @@ def test_unknown_toml_key_is_rejected_with_a_suggestion():
 # ---- the pieces verdicts are computed from -----------------------------------------------------
 def test_verdict_combines_checks():
     t, f, n = (Check("s", o, "e") for o in (True, False, None))
-    assert verdict([t, t]) is True
-    assert verdict([t, n]) is None
-    assert verdict([t, n, f]) is False
-    assert verdict([]) is None
+    assert verdict([t, t]) == "held"
+    assert verdict([t, n]) == "inconclusive"
+    assert verdict([t, n, f]) == "mixed"
+    assert verdict([n, f]) == "did not hold"
+    assert verdict([]) == "inconclusive"
 
 
 def test_jaccard_and_its_chance_level():
@@ -219,7 +220,7 @@ def test_write_handles_nan_long_tables_and_figures(tmp_path):
     assert csv_lines[0] == "i,value,extra" and csv_lines[1] == "0,," and csv_lines[2] == "1,0.5,a|b"
     assert len(csv_lines) == len(rows) + 1
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert metrics["metrics"] == {"x": None, "y": 1.5} and metrics["verdict"] == "inconclusive at this scale"
+    assert metrics["metrics"] == {"x": None, "y": 1.5} and metrics["verdict"] == "inconclusive"
     text = (tmp_path / "report.md").read_text()
     assert "## Extra" in text and "more text" in text and "a\\|b" in text
     assert "(5 more rows in the CSV.)" in text
@@ -242,3 +243,21 @@ def test_a_recipe_is_reproducible_on_cpu(tmp_path):
     assert all(a.metrics[k] == b.metrics[k] or (math.isnan(a.metrics[k]) and math.isnan(b.metrics[k]))
                for k in a.metrics)
     assert json.dumps(a.tables) == json.dumps(b.tables)  # NaN-safe: json writes NaN as NaN
+
+
+# ---- conformance: every recipe's AEN arm switches its adaptive weights on ---------------------------
+# Recipes with an AEN arm export `aen_arms(config)`; add yours here.
+AEN_RECIPES = ["starvation"]
+
+
+@pytest.mark.parametrize("name", AEN_RECIPES)
+@pytest.mark.parametrize("scale", ["default", "small"])
+def test_every_aen_arm_switches_its_adaptive_weights_on(name, scale):
+    from synthsae.experiments.recipes import _common as C
+
+    recipe = RECIPES.get(name)
+    config = recipe.config_class() if scale == "default" else recipe.config_class.small()
+    arms = C.aen_arms_of(recipe, config)
+    assert arms, f"{name} declares no AEN arm"
+    for label, hyper, n_steps in arms:
+        assert C.aen_switches_on(hyper, n_steps), f"{name}: AEN arm {label} never switches on in {n_steps} steps"

@@ -18,7 +18,15 @@ report folder (`report.md` embedding PNG plots, `metrics.json`, one CSV per tabl
 
 Verdicts are computed, never asserted: a recipe lists `checks`, each a `Check(statement, outcome,
 evidence)` whose outcome (True / False / None = inconclusive at this scale) comes from a stated
-criterion applied to the measurements; `verdict(checks)` combines them.
+criterion applied to the measurements; `verdict(checks)` combines them into "held", "did not hold",
+"mixed" or "inconclusive" (rule in `verdict`; docs/recipes.md). The shared machinery a recipe uses
+for that lives in `_common`: `directional_check` (a 2-SE comparison over seeds that can report the
+opposite direction), `guard_convergence` (checks on SAEs that did not converge become inconclusive;
+every cell's row carries the convergence diagnostic, added by the engine), `matched_l0`, `aen_arm`.
+
+Conformance: a recipe with an AEN arm exports `aen_arms(config) -> [(label, hyperparameters,
+n_steps)]` from its module, and `tests/experiments/test_recipes.py` checks that every arm's adaptive
+weights switch on within its run (add the recipe's name to `AEN_RECIPES` there).
 """
 
 from __future__ import annotations
@@ -116,28 +124,72 @@ def register_grid_recipe(name: str, config_class: type[Config], description: str
     return recipe
 
 
+HELD, NOT_HELD, MIXED, INCONCLUSIVE = "held", "did not hold", "mixed", "inconclusive"
+VERDICTS = (HELD, NOT_HELD, MIXED, INCONCLUSIVE)
+
+
 @dataclasses.dataclass(frozen=True)
 class Check:
     """One testable part of a claim. statement: what is claimed; outcome: True (held), False (did
-    not hold), None (inconclusive at this scale); evidence: the numbers and the criterion applied."""
+    not hold), None (inconclusive at this scale); evidence: the numbers and the criterion applied.
+
+    finding: what the data showed instead when it points the *other* way (e.g. "AEN increases
+    starvation: 0.025-0.15 vs 0"); the verdict line repeats it. sub_claim: True for a check that is
+    not part of the published claim (e.g. pooling in `stability`): reported in its own table and left
+    out of the claim's verdict. uses: labels of the SAEs (or SAE groups) the check is computed from,
+    matched by prefix by `guard_convergence`; () = every SAE the guard is given."""
 
     statement: str
     outcome: bool | None
     evidence: str
+    finding: str = ""
+    sub_claim: bool = False
+    uses: tuple[str, ...] = ()
 
 
-def verdict(checks: Sequence[Check]) -> bool | None:
-    """Combine checks: False if any failed, True if all held, otherwise None (inconclusive)."""
-    outcomes = [c.outcome for c in checks]
-    if any(o is False for o in outcomes):
-        return False
-    if outcomes and all(o is True for o in outcomes):
-        return True
-    return None
+def verdict(checks: Sequence[Check]) -> str:
+    """Combine the main (non-sub-claim) checks into one of `VERDICTS`. The rule: a held or failed
+    check is *decisive*, an inconclusive one is not.
+
+    * no decisive check (none, or all inconclusive)       -> "inconclusive"
+    * every decisive check held, none inconclusive         -> "held"
+    * every decisive check held, some inconclusive         -> "inconclusive" (part of the claim unjudged)
+    * every decisive check failed (any inconclusive)       -> "did not hold"
+    * some decisive checks held and some failed            -> "mixed"
+    """
+    outcomes = [c.outcome for c in checks if not c.sub_claim]
+    held = sum(o is True for o in outcomes)
+    failed = sum(o is False for o in outcomes)
+    if held and failed:
+        return MIXED
+    if failed:
+        return NOT_HELD
+    if held and held == len(outcomes):
+        return HELD
+    return INCONCLUSIVE
 
 
-def verdict_word(held: bool | None) -> str:
-    return {True: "held", False: "did not hold", None: "inconclusive at this scale"}[held]
+def verdict_word(held: bool | str | None) -> str:
+    """A check outcome (True / False / None) or a verdict string -> its word ("held", "did not hold",
+    "mixed", "inconclusive")."""
+    if isinstance(held, str):
+        if held not in VERDICTS:
+            raise ValueError(f"verdict = {held!r} is invalid: not a verdict. Expected: one of {list(VERDICTS)}.")
+        return held
+    return {True: HELD, False: NOT_HELD, None: INCONCLUSIVE}[held]
+
+
+def verdict_sentence(held: bool | str | None, checks: Sequence[Check] = ()) -> str:
+    """The verdict line of a report, e.g. "**The claim did not hold.** Found instead: AEN increases
+    starvation: ...". Findings of failed main checks are appended."""
+    word = verdict_word(held)
+    head = {HELD: "**The claim held.**", NOT_HELD: "**The claim did not hold.**",
+            MIXED: "**Mixed: parts of the claim held and parts did not.**",
+            INCONCLUSIVE: "**Inconclusive at this scale: the checks could not judge the claim.**"}[word]
+    found = [c.finding for c in checks if c.finding and not c.sub_claim]
+    if found:
+        head += " Found instead: " + "; ".join(f.rstrip(".") for f in found) + "."
+    return head
 
 
 @dataclasses.dataclass
@@ -145,22 +197,30 @@ class RecipeResult:
     """What a recipe run found.
 
     claim: the published claim tested, with its source. measured: markdown paragraph(s) of what
-    was measured. held: True / False / None (inconclusive at this scale) -- never asserted blindly.
+    was measured. held: the verdict, one of `VERDICTS` ("held", "did not hold", "mixed",
+    "inconclusive"; True / False / None are accepted and stored as "held" / "did not hold" /
+    "inconclusive") -- never asserted blindly: usually `verdict(checks)`.
     metrics: flat name -> float summary. tables: name -> list of row dicts (one CSV each).
     figures: name -> matplotlib Figure (one PNG each). sections: extra (title, markdown) pairs.
-    checks: the parts of the claim with their outcome and evidence (`held` is usually `verdict(checks)`).
+    checks: the parts of the claim with their outcome and evidence (sub-claims in their own table).
+    metadata: how the run was made (wall time, versions, git commit, device, threads, the command that
+    reproduces it); filled by the engine (`provenance.run_metadata`), shown under "Run".
     """
 
     recipe: str
     config: Config
     claim: str
     measured: str
-    held: bool | None
+    held: str | bool | None
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
     tables: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
     figures: dict[str, Any] = dataclasses.field(default_factory=dict)
     sections: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     checks: list[Check] = dataclasses.field(default_factory=list)
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.held = verdict_word(self.held)
 
     def write(self, out_dir: str | Path) -> Path:
         """Write the report folder; every file atomically. Returns the path of `report.md`.
@@ -174,10 +234,14 @@ class RecipeResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         sio.atomic_write_json(out / CONFIG_FILE, {"recipe": self.recipe, "config": self.config.to_dict()})
+        from synthsae.experiments.recipes.provenance import RECIPE_TOML, recipe_toml
+
+        sio.atomic_write_text(out / RECIPE_TOML, recipe_toml(self.recipe, self.config))
         tables.write_json(out / METRICS_FILE, {
             "recipe": self.recipe, "held": self.held, "verdict": verdict_word(self.held),
-            "checks": [{"statement": c.statement, "outcome": c.outcome, "evidence": c.evidence} for c in self.checks],
-            "metrics": self.metrics,
+            "checks": [{"statement": c.statement, "outcome": c.outcome, "word": verdict_word(c.outcome),
+                        "evidence": c.evidence, "finding": c.finding, "sub_claim": c.sub_claim} for c in self.checks],
+            "metrics": self.metrics, "run": self.metadata,
         })
         for name, rows in self.tables.items():
             tables.write_csv(out / f"{name}.csv", rows)
@@ -191,11 +255,15 @@ class RecipeResult:
         lines = [f"# Recipe `{self.recipe}`" + (f": {description}" if description else ""), ""]
         lines += ["## Claim", "", self.claim.strip(), ""]
         lines += ["## What we measured", "", self.measured.strip(), ""]
-        lines += ["## Verdict", "", f"**The claim {verdict_word(self.held)}.**", ""]
-        if self.checks:
-            lines += ["| check | outcome | evidence |", "|---|---|---|"]
-            lines += [f"| {_md(c.statement)} | {verdict_word(c.outcome)} | {_md(c.evidence)} |" for c in self.checks]
-            lines.append("")
+        lines += ["## Verdict", "", verdict_sentence(self.held, self.checks), ""]
+        main = [c for c in self.checks if not c.sub_claim]
+        sub = [c for c in self.checks if c.sub_claim]
+        if main:
+            lines += _check_table(main) + [""]
+            lines += [f"Verdict rule: {VERDICT_RULE}", ""]
+        if sub:
+            lines += ["### Sub-claims (not part of the published claim; they do not enter the verdict)", ""]
+            lines += _check_table(sub) + [""]
         lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
         lines += [f"| `{k}` | {_fmt(v)} |" for k, v in self.metrics.items()]
         lines.append("")
@@ -213,6 +281,11 @@ class RecipeResult:
                 lines += [f"![{name}]({name}.png)", ""]
         for title, text in self.sections:
             lines += [f"## {title}", "", text.strip(), ""]
+        if self.metadata:
+            lines += ["## Run", "", "| | |", "|---|---|"]
+            lines += [f"| {_md(str(k))} | {_md(_fmt(v) if not isinstance(v, str) else v)} |"
+                      for k, v in self.metadata.items()]
+            lines.append("")
         lines += ["## Configuration", "", "```json", json.dumps(self.config.to_dict(), indent=2), "```", ""]
         return "\n".join(lines)
 
@@ -223,6 +296,19 @@ rows_to_csv = tables.to_csv
 _jsonable = tables.clean
 _fmt = tables.fmt
 _md = tables.md
+
+
+VERDICT_RULE = ("a check that held or did not hold is decisive; all decisive checks held and none inconclusive -> "
+                "held; all decisive checks failed -> did not hold; some held and some failed -> mixed; otherwise "
+                "(no decisive check, or held ones beside inconclusive ones) -> inconclusive. Sub-claims do not count.")
+
+
+def _check_table(checks: Sequence[Check]) -> list[str]:
+    out = ["| check | outcome | evidence |", "|---|---|---|"]
+    for c in checks:
+        evidence = c.evidence + (f" **Found instead: {c.finding}**" if c.finding else "")
+        out.append(f"| {_md(c.statement)} | {verdict_word(c.outcome)} | {_md(evidence)} |")
+    return out
 
 
 def _markdown_table(rows: Sequence[dict[str, Any]]) -> list[str]:

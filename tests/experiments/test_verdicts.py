@@ -1,0 +1,166 @@
+"""The verdict framework of the recipes (issue 17): four verdict values and their combination rule,
+sub-claims kept out of the verdict, directional checks that can conclude the opposite direction,
+the convergence guard, matched L0, the AEN schedule, the world from a path, run metadata and
+error-bar plots."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from synthsae.experiments.recipes import _common as C
+from synthsae.experiments.recipes.base import (HELD, INCONCLUSIVE, MIXED, NOT_HELD, Check, RecipeResult, verdict,
+                                               verdict_sentence, verdict_word)
+from synthsae.sae import make, train
+from synthsae.world import World
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+T, F, N = (Check("s", o, "e") for o in (True, False, None))
+
+
+# ---- verdict values ----------------------------------------------------------------------------
+@pytest.mark.parametrize("checks, expected", [
+    ([T, T], HELD),
+    ([F, F], NOT_HELD),
+    ([F, N], NOT_HELD),
+    ([T, F], MIXED),
+    ([T, F, N], MIXED),
+    ([T, N], INCONCLUSIVE),
+    ([N, N], INCONCLUSIVE),
+    ([], INCONCLUSIVE),
+])
+def test_verdict_rule(checks, expected):
+    assert verdict(checks) == expected
+
+
+def test_sub_claims_do_not_sink_the_verdict():
+    sub_fail = Check("pooling helps", False, "e", sub_claim=True)
+    assert verdict([T, sub_fail]) == HELD
+    assert verdict([sub_fail]) == INCONCLUSIVE
+
+
+def test_verdict_sentences_are_grammatical_and_carry_the_finding():
+    assert verdict_sentence(INCONCLUSIVE) != "**The claim inconclusive at this scale.**"
+    assert "Inconclusive" in verdict_sentence(None)
+    found = Check("AEN reduces starvation", False, "e", finding="AEN increases starvation: 0.1 vs 0")
+    text = verdict_sentence(verdict([found]), [found])
+    assert text.startswith("**The claim did not hold.**") and "AEN increases starvation: 0.1 vs 0" in text
+    assert verdict_word(True) == HELD and verdict_word("mixed") == MIXED
+    with pytest.raises(ValueError, match="verdict"):
+        verdict_word("sort of")
+
+
+def test_report_separates_sub_claims_and_shows_metadata(tmp_path):
+    from synthsae.experiments.recipes.sanity_baselines import SanityConfig
+
+    checks = [Check("main part", True, "numbers"), Check("side part", False, "more numbers", sub_claim=True)]
+    result = RecipeResult("sanity_baselines", SanityConfig.small(), "claim", "measured", verdict(checks),
+                          checks=checks, metadata={"device": "cpu"})
+    result.write(tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "**The claim held.**" in text
+    assert text.index("main part") < text.index("### Sub-claims") < text.index("side part")
+    assert "## Run" in text and "| device | cpu |" in text
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["verdict"] == HELD and saved["run"] == {"device": "cpu"}
+    assert (tmp_path / "recipe.toml").read_text().startswith('recipe = "sanity_baselines"')
+
+
+# ---- directional checks ----------------------------------------------------------------------------
+def _aen_check(aen, relu, noise="inconclusive"):
+    return C.directional_check("AEN reduces dead latents", aen, relu, expect=-1, names=("aen", "relu_l1"),
+                               quantity="dead fraction", opposite="AEN increases starvation", noise=noise)
+
+
+def test_directional_check_reports_the_opposite_direction_on_a_planted_case():
+    c = _aen_check([0.025, 0.15, 0.09], [0.0, 0.001, 0.0])  # planted: AEN clearly *more* dead
+    assert c.outcome is False
+    assert c.finding.startswith("AEN increases starvation")
+    assert "aen" in c.evidence and "relu_l1" in c.evidence and "SE" in c.evidence
+    assert "AEN increases starvation" in verdict_sentence(verdict([c]), [c])
+
+
+def test_directional_check_holds_in_the_claimed_direction_and_is_inconclusive_within_noise():
+    assert _aen_check([0.01, 0.02, 0.015], [0.3, 0.32, 0.31]).outcome is True
+    noisy = ([0.1, 0.3, 0.2], [0.15, 0.25, 0.22])
+    assert _aen_check(*noisy).outcome is None
+    assert _aen_check(*noisy, noise="did not hold").outcome is False
+    assert _aen_check([0.1], [0.3]).outcome is None  # one seed: no interval, no call
+    assert _aen_check([float("nan")], [0.3]).outcome is None
+
+
+# ---- convergence guard -------------------------------------------------------------------------------
+def test_a_30_step_sae_is_flagged_and_its_checks_become_inconclusive():
+    world = World.preset("toy")
+    sae = make("relu_l1", d=world.d, m=64, l1_coefficient=0.3, seed=0)
+    history = train(sae, world, n_samples=30 * 64, batch_size=64, seed=0, progress=False)
+    row = C.convergence_row(history)
+    assert set(row) == set(C.CONVERGENCE_KEYS) and row["steps"] == 30 and math.isfinite(row["probe_l0"])
+    problem = C.convergence_problem(row)
+    assert problem is not None and ("not converged" in problem or "collapsed" in problem)
+    checks = [Check("relu part", True, "x", uses=("relu",)), Check("topk part", False, "y", uses=("topk",)),
+              Check("all", False, "z", finding="the opposite")]
+    guarded = C.guard_convergence(checks, {"relu_l1 seed0": problem, "topk seed0": None}, n_samples=1920)
+    assert [c.outcome for c in guarded] == [None, False, None]
+    assert "relu_l1 seed0" in guarded[0].evidence and "would have been: held" in guarded[0].evidence
+    assert "n_samples = 7680" in guarded[0].evidence
+    assert guarded[2].finding == "" and "would have found: the opposite" in guarded[2].evidence
+    assert verdict(guarded) == NOT_HELD  # the converged SAE's check still decides
+
+
+def test_convergence_problem_names_collapse_and_missing_diagnostics():
+    assert "collapsed" in C.convergence_problem({"converged": False, "collapsed": True, "probe_ev": -0.03})
+    assert C.convergence_problem({}) == "no convergence diagnostic recorded"
+    assert C.convergence_problem({"converged": True, "collapsed": False}) is None
+
+
+# ---- matched L0, AEN schedule ----------------------------------------------------------------------------
+def test_matched_l0_targets_coefficient_variants_only():
+    assert C.matched_l0("relu_l1", 8) == {"target_l0": 8.0}
+    assert C.matched_l0("jumprelu", 8) == {"target_l0": 8.0}
+    assert C.matched_l0("topk", 8) == {}
+    text = C.matched_l0_text(8, {"relu_l1": [7.9, 8.2, 8.0], "topk": [8.0, 8.0, 8.0]})
+    assert "target_l0 = 8" in text and "relu_l1 8.03" in text
+
+
+@pytest.mark.parametrize("n_steps", [30, 1953, 100_000])
+def test_aen_arm_switches_on_at_any_run_length(n_steps):
+    hyper = C.aen_arm(n_steps, l1_coefficient=0.1)
+    assert C.aen_switches_on(hyper, n_steps)
+    assert not C.aen_switches_on({"l1_coefficient": 0.1}, 1953)  # the AEN default warmup of 10,000 steps
+
+
+# ---- the world from a path ---------------------------------------------------------------------------------
+def test_world_from_a_preset_a_toml_and_a_saved_folder(tmp_path):
+    from synthsae.experiments.recipes.sanity_baselines import SanityConfig
+    from synthsae.world.presets import preset_config
+
+    config = preset_config("toy", seed=3)
+    (tmp_path / "w.toml").write_text(config.to_toml())
+    World(config).save(tmp_path / "saved")
+    assert C.world_config("toy", seed=3) == config
+    assert C.world_config(str(tmp_path / "w.toml")) == config
+    assert C.world_config(str(tmp_path / "saved")) == config
+    SanityConfig.small().replace(world=str(tmp_path / "w.toml"))  # accepted
+    with pytest.raises(ValueError, match="neither a world preset nor an existing path"):
+        SanityConfig.small().replace(world=str(tmp_path / "missing.toml"))
+
+
+def test_line_figure_draws_error_bars_and_log_ticks():
+    fig = C.line_figure({"a": ([1, 10, 100], [0.1, 0.2, 0.3], [0.01, float("nan"), 0.02])}, "x", "y", "t",
+                        logx=True)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and ax.containers  # errorbar containers
+    labels = [t.get_text() for t in ax.xaxis.get_majorticklabels()]
+    assert any(lab in ("10", "100") for lab in labels)
