@@ -515,3 +515,17 @@ def aen_arms_of(recipe: Any, config: Any) -> list[tuple[str, dict[str, Any], int
     module = sys.modules[(recipe.run_cell or recipe.run).__module__]
     fn = getattr(module, "aen_arms", None)
     return [] if fn is None else list(fn(config))
+
+
+# ---- dead latents: one definition --------------------------------------------------------------
+@torch.no_grad()
+def never_fired(sae: SAE, world: World, n: int, seed: int, device: Any = None, chunk: int = 4096) -> np.ndarray:
+    """(m,) bool: latents that never fired (code != 0) on `n` fresh samples of `world` drawn with
+    `seed` -- the one definition of "dead" the recipes use (the in-training window count,
+    `sae.dead_mask()`, is reported beside it)."""
+    dev = next(sae.parameters()).device if device is None else torch.device(device)
+    x = world.sample(n, seed=seed, device=dev, dtype=torch.float32).x
+    fired = torch.zeros(sae.config.m, dtype=torch.bool, device=dev)
+    for i in range(0, n, chunk):
+        fired |= (sae.encode(x[i:i + chunk]) != 0).any(dim=0)
+    return (~fired).cpu().numpy()
