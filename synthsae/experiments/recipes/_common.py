@@ -417,7 +417,7 @@ def guard_convergence(checks: list, problems: Mapping[str, str | None], n_sample
         if not hit:
             out.append(c)
             continue
-        shown = "; ".join(f"{k}: {v}" for k, v in list(hit.items())[:4])
+        shown = "; ".join(f"{k.strip()}: {v}" for k, v in list(hit.items())[:4])
         if len(hit) > 4:
             shown += f"; and {len(hit) - 4} more"
         advice = []
