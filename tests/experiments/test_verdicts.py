@@ -164,3 +164,77 @@ def test_line_figure_draws_error_bars_and_log_ticks():
     assert ax.get_xscale() == "log" and ax.containers  # errorbar containers
     labels = [t.get_text() for t in ax.xaxis.get_majorticklabels()]
     assert any(lab in ("10", "100") for lab in labels)
+
+
+# ---- the recipes this framework converted ----------------------------------------------------------------
+OWNED = ["starvation", "sanity_baselines", "stability"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", OWNED)
+def test_convergence_guard_makes_every_check_of_a_30_step_recipe_inconclusive(name, tmp_path):
+    from synthsae.experiments.recipes import RECIPES
+
+    recipe = RECIPES.get(name)
+    small = recipe.config_class.small()
+    config = small.replace(n_samples=30 * small.batch_size)
+    result = recipe.run(config, tmp_path, torch.device("cpu"), False)
+    assert result.checks
+    for check in result.checks:
+        assert check.outcome is None, check
+        assert "not usable" in check.evidence and "Suggested budget" in check.evidence, check.evidence
+    assert result.held == INCONCLUSIVE
+    assert result.metrics["unconverged_saes"] > 0
+    assert "convergence" in result.tables and all("probe_l0" in r for r in result.tables["convergence"])
+    assert {"wall time (this invocation)", "git commit", "torch version", "device", "reproduce"} <= set(result.metadata)
+
+
+def _planted(cells, row_of):
+    from synthsae.experiments.recipes.base import CellResult
+
+    ok = {"converged": True, "collapsed": False, "probe_ev": 0.9, "probe_l0": 4.0, "ev_change": 0.001,
+          "recovery_change": 0.001, "steps": 1000}
+    return [CellResult(c, {**ok, **row_of(c.params)[0]}, row_of(c.params)[1]) for c in cells]
+
+
+def test_starvation_reports_that_aen_increases_starvation_on_a_planted_case():
+    from synthsae.experiments.recipes.starvation import StarvationConfig, _cell_list, _conclude
+
+    cfg = StarvationConfig.small().replace(seeds=(0, 1, 2))
+
+    def row_of(p):
+        base = {"aen": 0.10, "relu_l1": 0.0, "topk": 0.0}[p["variant"]] if p["arm"] == "matched" else 0.2
+        dead = base + 0.01 * p["seed"]
+        n_dead = int(round(dead * p["m"]))
+        idx = list(range(p["seed"] * 7, p["seed"] * 7 + n_dead))
+        return ({"dead_fraction": n_dead / p["m"], "dead_window_fraction": 0.0, "l0": 4.0, "explained_variance": 0.9,
+                 "mcc": 0.8}, {"dead": [i % p["m"] for i in idx]})
+
+    result = _conclude(cfg, _planted(_cell_list(cfg), row_of))
+    aen = next(c for c in result.checks if c.statement.startswith("AEN") and not c.sub_claim)
+    assert aen.outcome is False and aen.finding.startswith("AEN increases starvation")
+    assert "AEN increases starvation" in verdict_sentence(result.held, result.checks)
+    band = next(c for c in result.checks if c.statement.startswith("l1 death rates") and not c.sub_claim)
+    assert band.outcome is True
+    assert result.held == MIXED  # death rates held, AEN's claimed reduction did not
+    assert "did not change" in result.sections[0][1]
+
+
+def test_sanity_baselines_separates_mixed_from_did_not_hold():
+    from synthsae.experiments.recipes.sanity_baselines import SanityConfig, _cells, _conclude
+
+    cfg = SanityConfig.small().replace(seeds=(0, 1, 2))
+
+    def world(recovery):
+        def row_of(p):
+            ev = {"topk": 0.8, "frozen_decoder": 0.78, "soft_frozen_decoder": 0.79, "frozen_encoder": 0.77}[p["variant"]]
+            ev += 0.002 * p["seed"]
+            return ({"reconstruction.explained_variance": ev, "recovery.rate@0.8": recovery, "recovery.rate@0.9":
+                     recovery + 0.001 * p["seed"], "recovery.mcc": 0.5, "sparsity.l0": 4.0,
+                     "latents.dead_fraction": 0.0, "world_m": 128}, None)
+        return row_of
+
+    low = _conclude(cfg, _planted(_cells(cfg), world(0.05)))
+    assert low.held == "held"
+    high = _conclude(cfg, _planted(_cells(cfg), world(0.75)))  # baselines match, but recovery is high: mixed
+    assert high.held == MIXED
