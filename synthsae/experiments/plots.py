@@ -51,19 +51,31 @@ def training_curves(histories: dict[str, dict]) -> Figure:
 
 def metric_vs_parameter(param: str, metric: str, series: dict[str, tuple[list, list]], log_x: bool) -> Figure:
     """A sweep's `metric` against one swept parameter, one line per group (e.g. variant); several
-    trials at the same x (seeds, other parameters) are shown as points with their mean joined.
+    trials at the same x (seeds, other parameters) are shown as points, their mean joined by a line
+    with an error bar (half-width of the 95% t interval over those trials, `synthsae.stats`). A log
+    x axis gets plain-number ticks at 1, 2, 5 x 10^k.
     series: group -> (x values, y values), one entry per trial."""
+    from synthsae import stats
+
     fig, ax = new_figure(figsize=(4.6, 3.4))
     for i, (group, (xs, ys)) in enumerate(series.items()):
         color = f"C{i % 10}"
         ax.scatter(xs, ys, s=12, alpha=0.5, color=color)
-        means: dict = {}
+        groups: dict = {}
         for x, y in zip(xs, ys):
-            means.setdefault(x, []).append(y)
-        order = sorted(means, key=_sort_key)
-        ax.plot(order, [sum(means[x]) / len(means[x]) for x in order], color=color, lw=1.5, label=str(group))
+            if y is not None and math.isfinite(y):
+                groups.setdefault(x, []).append(float(y))
+        order = sorted(groups, key=_sort_key)
+        summaries = [stats.summarize(groups[x]) for x in order]
+        err = [(s.hi - s.lo) / 2 if s.n > 1 else 0.0 for s in summaries]
+        ax.errorbar(order, [s.mean for s in summaries], yerr=err, color=color, lw=1.5, capsize=3, label=str(group))
     if log_x:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(param)
     ax.set_ylabel(metric)
     ax.legend(fontsize=7)

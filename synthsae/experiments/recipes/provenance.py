@@ -41,6 +41,17 @@ def recipe_toml(name: str, config: Any) -> str:
     return f'recipe = "{name}"\n' + config.to_toml()
 
 
+def _invocation() -> str:
+    """This process's command line, with the synthsae CLI entry point written as `synthsae`."""
+    argv = list(sys.argv)
+    if not argv or argv[0] in ("", "-", "-c"):
+        return "(python)"
+    first = Path(argv[0])
+    if first.name == "synthsae" or first.as_posix().endswith(("synthsae/cli.py", "synthsae/__main__.py")):
+        argv[0] = "synthsae"
+    return shlex.join(argv)
+
+
 def run_metadata(name: str, config: Any, out_dir: str | Path, device: Any, wall_seconds: float,
                  cell_seconds: float | None = None) -> dict[str, Any]:
     import torch
@@ -61,7 +72,7 @@ def run_metadata(name: str, config: Any, out_dir: str | Path, device: Any, wall_
         "python": platform.python_version(),
         "device": dev,
         "threads (torch intra-op)": str(torch.get_num_threads()),
-        "invoked as": shlex.join(sys.argv) if sys.argv and sys.argv[0] not in ("", "-", "-c") else "(python)",
+        "invoked as": _invocation(),
         "reproduce": shlex.join(["synthsae", "run", str(out / RECIPE_TOML), "--out", str(out) + "-rerun",
                                  "--device", dev]),
     })
