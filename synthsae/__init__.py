@@ -29,6 +29,7 @@ _EXPORTS = {
     "train": "synthsae.sae",
     "evaluate": "synthsae.metrics",
     "Report": "synthsae.metrics",
+    "reuse_freed_memory": "synthsae._malloc",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
