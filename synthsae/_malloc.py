@@ -20,10 +20,11 @@ undone: once either parameter has been set, glibc stops adapting its map thresho
 of the process (it stays where it was). The process may hold up to 1 GiB more than it uses inside
 the block.
 
-Where it paid (2-core AMD EPYC VM, benchmarks/README.md "malloc"): 16k training steps took
-0.74x (topk) and 0.85-0.92x (relu_l1) the time, with a 15-55% higher peak resident size; `evaluate`
-at 16k, n = 100,000: 0.78x; `stability` of 8 SAEs at 16k: 0.82x; an elastic-net `sparse_code`
-with n = 4,000, m = 1,024: 5.3-6.3 s instead of 6.5-7.0 s. Small models gain nothing.
+Where it paid (2-core AMD EPYC VM; benchmarks/README.md, "Session 5" of train.py and evaluate.py):
+16k training steps took 0.74x (topk) and 0.85-0.92x (relu_l1) the time, with a 15-55% higher peak
+resident size; `evaluate` at 16k, n = 100,000: 0.78x; `stability` of 8 SAEs at 16k: 0.82x; an
+elastic-net `sparse_code` with n = 4,000, m = 1,024: 5.3-6.3 s instead of 6.5-7.0 s. Small models
+gain nothing.
 
 It does nothing (and yields False) when the C library is not glibc, when a `MALLOC_*` environment
 variable is set (the user's own tuning wins), or for a non-CPU `device`.
