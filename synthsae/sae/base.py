@@ -59,9 +59,10 @@ class SAEConfig(Config):
         formula. True (opt-in speed option): the decoder product, its gradients and the encoder's
         weight gradient are computed over the non-zero codes only (`synthsae.sae.sparse`); same
         values and gradients to float round-off, not bit for bit. It pays for large dictionaries
-        with sparse codes on CPU (16,384 latents at a trained L0 of ~35: a relu_l1 or topk training
-        step several times faster, benchmarks/README.md) and costs more than dense products where
-        codes are dense (a fresh relu_l1 fires on half its latents) or dictionaries are small.
+        with sparse codes on CPU (16,384 latents at L0 ~35, with `synthsae.reuse_freed_memory()`:
+        topk and trained relu_l1 train at 2.4-2.6x the samples/s, benchmarks/README.md) and costs
+        more where codes are dense (a fresh 16k relu_l1 fires on half its latents: 6x slower per
+        step) or dictionaries are small.
     """
 
     family = SAE_CONFIGS

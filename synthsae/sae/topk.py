@@ -61,7 +61,7 @@ class TopKSAE(SAE):
         return self.dense_codes(self.pre_acts(self._check_input(x)))
 
     def dense_codes(self, a: torch.Tensor) -> torch.Tensor:
-        """(n, m) codes ReLU(TopK_k(a)) as a dense tensor (the activation of `reconstruct`)."""
+        """(n, m) codes ReLU(TopK_k(a)) as a dense tensor."""
         return common.scatter_codes(*self.select(a), self.config.m)
 
     def forward_train(self, x: torch.Tensor, step: int) -> TrainOutput:
