@@ -221,8 +221,8 @@ class SAE(nn.Module):
         raise NotImplementedError
 
     # ---- the numerical path: plain dense ops, or the opt-in sparse kernels -----------------------
-    # Every product a variant needs goes through one of these helpers, which pick the path from
-    # `config.sparse_kernels` alone (nothing else: no size or density thresholds).
+    # Every product the sparse kernels can replace goes through one of these helpers, which pick
+    # the path from `config.sparse_kernels` alone (nothing else: no size or density thresholds).
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """(x - b_dec) W_enc, (n, d) -> (n, m) (plain dense ops on both paths).
 
