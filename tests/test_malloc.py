@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import pytest
@@ -59,12 +60,32 @@ def test_the_user_opt_in_is_what_changes_them(libc):
 PENDING = {"synthsae/sae/train.py", "synthsae/metrics/evaluate.py", "synthsae/metrics/stability.py"}
 
 
+def uses_malloc_settings(source: str) -> bool:
+    """True when the code (not its docstrings or comments) imports synthsae._malloc or names
+    reuse_freed_memory, mallopt or malloc_trim."""
+    words = {"reuse_freed_memory", "mallopt", "malloc_trim"}
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and (
+                "_malloc" in node.module or any(a.name in words for a in node.names)):
+            return True
+        if isinstance(node, ast.Import) and any("_malloc" in a.name for a in node.names):
+            return True
+        if isinstance(node, ast.Name) and node.id in words or isinstance(node, ast.Attribute) and node.attr in words:
+            return True
+    return False
+
+
 def test_no_library_module_uses_the_malloc_switch():
-    """Only synthsae/_malloc.py (the opt-in) and the top-level export name it; no module calls
+    """Only synthsae/_malloc.py (the opt-in) and the top-level export use it; no module calls
     mallopt or opens the scope on the user's behalf."""
     root = Path(synthsae.__file__).resolve().parent
     users = {str(p.relative_to(root.parent)) for p in root.rglob("*.py")
-             if p.name != "_malloc.py" and p != root / "__init__.py"
-             and any(word in p.read_text() for word in ("reuse_freed_memory", "_malloc", "mallopt"))}
+             if p.name != "_malloc.py" and p != root / "__init__.py" and uses_malloc_settings(p.read_text())}
     assert users <= PENDING, f"library modules that change malloc settings: {sorted(users - PENDING)}"
     assert users == PENDING, f"no longer used there, remove from PENDING: {sorted(PENDING - users)}"
+
+
+def test_the_source_check_sees_a_use_and_ignores_prose():
+    assert uses_malloc_settings("from synthsae._malloc import reuse_freed_memory\n")
+    assert uses_malloc_settings("import synthsae\nwith synthsae.reuse_freed_memory():\n    pass\n")
+    assert not uses_malloc_settings('"""Use `synthsae.reuse_freed_memory()` for speed."""\nx = 1  # mallopt\n')
