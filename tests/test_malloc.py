@@ -55,11 +55,6 @@ def test_the_user_opt_in_is_what_changes_them(libc):
 
 
 
-# Modules that still open the scope themselves in this branch; the trainer's and the metrics' share
-# of issue 16 remove those calls. Once they have, this set must be emptied (the test says so).
-PENDING = {"synthsae/sae/train.py", "synthsae/metrics/evaluate.py", "synthsae/metrics/stability.py"}
-
-
 def uses_malloc_settings(source: str) -> bool:
     """True when the code (not its docstrings or comments) imports synthsae._malloc or names
     reuse_freed_memory, mallopt or malloc_trim."""
@@ -81,8 +76,7 @@ def test_no_library_module_uses_the_malloc_switch():
     root = Path(synthsae.__file__).resolve().parent
     users = {str(p.relative_to(root.parent)) for p in root.rglob("*.py")
              if p.name != "_malloc.py" and p != root / "__init__.py" and uses_malloc_settings(p.read_text())}
-    assert users <= PENDING, f"library modules that change malloc settings: {sorted(users - PENDING)}"
-    assert users == PENDING, f"no longer used there, remove from PENDING: {sorted(PENDING - users)}"
+    assert not users, f"library modules that change malloc settings: {sorted(users)}"
 
 
 def test_the_source_check_sees_a_use_and_ignores_prose():
