@@ -11,7 +11,9 @@ from synthsae.experiments.run import run_experiment
 from synthsae.experiments.sweep import SweepConfig, run_sweep
 
 # a world config that validates as a config but fails when the world is built (2 x 2 matrix, m = 128)
-BAD_CORRELATION = {"kind": "full", "matrix": [[1.0, 0.0], [0.0, 1.0]]}
+# Valid as a config (128 x 128, unit diagonal, symmetric) but not positive semi-definite, which only
+# building the world finds (smallest eigenvalue -62.5): toy worlds have m = 128 features.
+BAD_CORRELATION = {"kind": "full", "matrix": [[1.0 if i == j else -0.5 for j in range(128)] for i in range(128)]}
 
 
 # ---- the rule itself ------------------------------------------------------------------------------
