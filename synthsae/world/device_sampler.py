@@ -5,8 +5,8 @@ its cost follows the active features, but it runs on one CPU thread (about 20k s
 SynthSAEBench-16k), far too slow to feed a GPU that trains on hundreds of millions of samples.
 This sampler draws the *same law* with dense (rows, m) tensor ops that a GPU runs in parallel:
 
-1. base firing for every (sample, feature), on a (rows, m + 1) bool mask (column m is a dummy,
-   always False, that padded table entries point at):
+1. base firing for every (feature, sample), on a feature-major (m + 1, rows) bool mask (row m
+   is a dummy, always False, that padded table entries point at):
    - independent: U < q_j, U uniform float64 (so rates far below float32's 2^-24 stay exact);
    - Gaussian copula: g = eta F^T + sqrt(diag) eps (float32, as the reference), fired when
      g_j < Phi^-1(q_j);
@@ -80,7 +80,7 @@ def device_generator(seed: Seed, device: torch.device) -> torch.Generator:
 class _Level:
     """One hierarchy level on the device. kids (K,), kid_parents (K,): ordinary children and their
     parents. me_parents (P,), me_kids (P, w): mutually exclusive groups, padded with m (the dummy
-    column)."""
+    row of the mask)."""
 
     kids: torch.Tensor
     kid_parents: torch.Tensor
@@ -177,38 +177,44 @@ def device_plan(world: "World", device: str | torch.device) -> DevicePlan:
 
 
 def _base_fired(plan: DevicePlan, n: int, gen: torch.Generator) -> torch.Tensor:
-    """(n, m + 1) bool: base firing events; column m (the padding target) is always False."""
+    """(m + 1, n) bool, feature-major: base firing events; row m (the padding target) is always False.
+
+    Feature-major so that the hierarchy's gathers of a feature's events read contiguous rows."""
     dev, m = plan.device, plan.m
-    fired = torch.zeros(n, m + 1, dtype=torch.bool, device=dev)
+    fired = torch.zeros(m + 1, n, dtype=torch.bool, device=dev)
     if plan.firing == "exactly_k":
         scores = torch.rand(n, m, generator=gen, dtype=torch.float64, device=dev)
-        fired[:, :m].scatter_(1, torch.topk(scores, plan.k, dim=1, sorted=False).indices, True)
+        chosen = torch.zeros(n, m, dtype=torch.bool, device=dev)
+        chosen.scatter_(1, torch.topk(scores, plan.k, dim=1, sorted=False).indices, True)
+        fired[:m] = chosen.T
     elif plan.firing == "copula":
-        eta = torch.randn(n, plan.factor.shape[1], generator=gen, dtype=torch.float32, device=dev)
-        g = torch.randn(n, m, generator=gen, dtype=torch.float32, device=dev).mul_(plan.sd)
-        g.addmm_(eta, plan.factor.T)
-        fired[:, :m] = g < plan.thr
+        eta = torch.randn(plan.factor.shape[1], n, generator=gen, dtype=torch.float32, device=dev)
+        g = torch.randn(m, n, generator=gen, dtype=torch.float32, device=dev).mul_(plan.sd[:, None])
+        g.addmm_(plan.factor, eta)
+        torch.lt(g, plan.thr[:, None], out=fired[:m])
     else:
-        fired[:, :m] = torch.rand(n, m, generator=gen, dtype=torch.float64, device=dev) < plan.q
+        fired[:m] = torch.rand(m, n, generator=gen, dtype=torch.float64, device=dev) < plan.q[:, None]
     return fired
 
 
 def _gate(plan: DevicePlan, fired: torch.Tensor, gen: torch.Generator) -> None:
-    """Apply the hierarchy to `fired` (n, m + 1) in place, roots first."""
-    n = fired.shape[0]
+    """Apply the hierarchy to `fired` (m + 1, n) in place, roots first."""
     for lv in plan.levels:
         if len(lv.kids):
-            fired[:, lv.kids] &= fired[:, lv.kid_parents]
+            fired[lv.kids] &= fired[lv.kid_parents]
         if len(lv.me_parents):
-            P, w = lv.me_kids.shape
-            flat = lv.me_kids.reshape(-1)
-            cand = fired[:, flat].view(n, P, w) & fired[:, lv.me_parents].unsqueeze(2)
-            count = cand.sum(2)  # (n, P) surviving siblings per group
-            u = torch.rand(n, P, generator=gen, dtype=torch.float64, device=fired.device)
-            r = torch.minimum((u * count).long(), count - 1)  # uniform in 0 .. count - 1
-            keep = cand & (torch.cumsum(cand, 2) == (r + 1).unsqueeze(2))
-            fired[:, flat] = keep.view(n, P * w)  # padding writes False into the dummy column
-    # (the dummy column m only ever receives False)
+            # Per event of an ME parent (few: P x n entries hold only the parent's firing rate of them),
+            # its siblings' surviving events; keep one, the r-th with r uniform in 0 .. count - 1.
+            group, row = torch.nonzero(fired[lv.me_parents], as_tuple=True)
+            sib = lv.me_kids[group]  # (E, w), padding -> the dummy row m
+            cand = fired[sib, row.unsqueeze(1)]
+            count = cand.sum(1)
+            u = torch.rand(len(row), generator=gen, dtype=torch.float64, device=fired.device)
+            r = torch.minimum((u * count).long(), count - 1)
+            pick = cand & (torch.cumsum(cand, 1) == (r + 1).unsqueeze(1))
+            fired[lv.me_kids.reshape(-1)] = False  # (a child whose parent did not fire is off anyway)
+            hit = pick.any(1)
+            fired[sib[hit].masked_select(pick[hit]), row[hit]] = True
 
 
 def _sphere(count: int, dim: int, gen: torch.Generator, dev: torch.device) -> torch.Tensor:
@@ -246,7 +252,8 @@ def _scale_children(plan: DevicePlan, rows, cols, values):
 def _chunk_codes(world: "World", plan: DevicePlan, n: int, gen: torch.Generator):
     fired = _base_fired(plan, n, gen)
     _gate(plan, fired, gen)
-    rows, cols = torch.nonzero(fired[:, :plan.m], as_tuple=True)  # row-major: sorted by row * m + col
+    # nonzero of the sample-major view lists events sorted by row * m + col
+    rows, cols = torch.nonzero(fired[:plan.m].T, as_tuple=True)
     del fired
     values = type(world.config.magnitudes).sample(plan.mag, cols, gen)
     if plan.groups is not None:
