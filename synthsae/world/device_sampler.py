@@ -209,12 +209,17 @@ def _gate(plan: DevicePlan, fired: torch.Tensor, gen: torch.Generator) -> None:
             sib = lv.me_kids[group]  # (E, w), padding -> the dummy row m
             cand = fired[sib, row.unsqueeze(1)]
             count = cand.sum(1)
-            u = torch.rand(len(row), generator=gen, dtype=torch.float64, device=fired.device)
-            r = torch.minimum((u * count).long(), count - 1)
+            r = _uniform_index(count, gen)
             pick = cand & (torch.cumsum(cand, 1) == (r + 1).unsqueeze(1))
             fired[lv.me_kids.reshape(-1)] = False  # (a child whose parent did not fire is off anyway)
             hit = pick.any(1)
             fired[sib[hit].masked_select(pick[hit]), row[hit]] = True
+
+
+def _uniform_index(count: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """r uniform in 0 .. count - 1 per entry (floor(u count), u uniform float64; -1 where count = 0)."""
+    u = torch.rand(len(count), generator=gen, dtype=torch.float64, device=count.device)
+    return torch.minimum((u * count).long(), count - 1)
 
 
 def _sphere(count: int, dim: int, gen: torch.Generator, dev: torch.device) -> torch.Tensor:
