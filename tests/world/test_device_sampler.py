@@ -12,10 +12,12 @@ seeds are fixed, so the suite is deterministic. Hierarchy constraints are checke
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 
-from synthsae.world import (Block, FoldedNormal, HierarchyConfig, Linear, LowRank, Noise, NormalRelu, Uniform, World,
-                            WorldConfig, Zipf)
+from synthsae.world import (Block, ExactlyK, FoldedNormal, HierarchyConfig, Linear, LowRank, Noise, NormalRelu, Uniform,
+                            Vector, World, WorldConfig, Zipf)
 from synthsae.world import device_sampler
 from synthsae.world.device_sampler import device_generator, sample_codes_on_device, uses_device_sampler
 
@@ -46,7 +48,13 @@ def _mini_synthsaebench() -> World:
         noise=Noise(std=0.05, bias_norm=1.0), seed=1))
 
 
-WORLDS = {"hierarchy": _hierarchy, "correlated": _correlated, "mini-synthsaebench": _mini_synthsaebench}
+def _hierarchy_copula() -> World:
+    """The hierarchy preset (ordinary and ME children) under a block copula: top-down copula sampling."""
+    return World(_hierarchy().config.replace(correlation=Block(size=8, rho=0.5)))
+
+
+WORLDS = {"hierarchy": _hierarchy, "correlated": _correlated, "hierarchy-copula": _hierarchy_copula,
+          "mini-synthsaebench": _mini_synthsaebench}
 _cache: dict = {}
 
 
@@ -131,14 +139,16 @@ def test_rates_match_exact_marginals_under_independent_firing():
     assert min(p) > ALPHA / w.m, (int(np.argmin(p)), min(p))
 
 
-@pytest.mark.parametrize("name", ["correlated", "mini-synthsaebench"])
+@pytest.mark.parametrize("name", ["correlated", "hierarchy-copula", "mini-synthsaebench"])
 def test_pairwise_cofiring(name):
-    """Pairs chosen from the world alone (not from the data): in the block world every within-block
+    """Pairs chosen from the world alone (not from the data): in the block worlds every within-block
     pair of the first 8 blocks; in the low-rank world the 40 most correlated pairs among the 64 most
     frequent features, plus the parent-child pairs of the first roots."""
     w, dev, ref = _draws(name)
-    if name == "correlated":
-        pairs = torch.tensor([(b * 4 + i, b * 4 + j) for b in range(8) for i in range(4) for j in range(i + 1, 4)])
+    if name != "mini-synthsaebench":
+        size = w.config.correlation.size
+        pairs = torch.tensor([(b * size + i, b * size + j) for b in range(8) for i in range(size)
+                              for j in range(i + 1, size)])
     else:
         F = w.state()["corr_factor"][:64]
         C = (F @ F.T).triu(1)
@@ -155,7 +165,7 @@ def test_pairwise_cofiring(name):
     assert p.min() > ALPHA / len(pairs), (pairs[int(p.argmin())].tolist(), float(p.min()))
 
 
-@pytest.mark.parametrize("name", ["hierarchy", "mini-synthsaebench"])
+@pytest.mark.parametrize("name", ["hierarchy", "hierarchy-copula", "mini-synthsaebench"])
 def test_hierarchy_constraints_exact(name):
     w, dev, _ = _draws(name)
     _hierarchy_ok(w, dev.codes)
@@ -240,6 +250,57 @@ def test_checks_have_power(monkeypatch):
     pairs = torch.tensor([(b * 4 + i, b * 4 + j) for b in range(8) for i in range(4) for j in range(i + 1, 4)])
     wrong = independent.sample_codes(N, seed=11)
     assert _cofire_p(wrong, ref2.codes, pairs).min() < ALPHA / len(pairs)
+
+
+@st.composite
+def _worlds(draw) -> World:
+    """Small worlds of every kind the device sampler handles: independent or copula (block / low-rank)
+    firing with rates including 0 and 1, or exactly k; optional forest (any ME share, scaled children);
+    magnitudes that may draw 0 (normal_relu); noise and bias."""
+    m = draw(st.integers(4, 40))
+    d = draw(st.integers(2, 12))
+    exactly_k = draw(st.booleans()) and draw(st.booleans())
+    if exactly_k:
+        return World(WorldConfig(d=d, m=m, firing=ExactlyK(k=draw(st.integers(1, m))),
+                                 seed=draw(st.integers(0, 1000))))
+    p = draw(st.lists(st.sampled_from([0.0, 1.0, 0.05, 0.3, 0.7]), min_size=m, max_size=m))
+    correlation = draw(st.sampled_from([None, Block(size=3, rho=0.7), LowRank(rank=2, scale=0.15)]))
+    hierarchy = None
+    if draw(st.booleans()):
+        hierarchy = HierarchyConfig(roots=draw(st.integers(1, 3)), branching=(1, 3), depth=draw(st.integers(1, 2)),
+                                    mutually_exclusive=draw(st.sampled_from([0.0, 0.5, 1.0])),
+                                    scale_children_by_parent=draw(st.booleans()))
+        if hierarchy.roots * (1 + 3 + 9) > m:
+            hierarchy = None
+    return World(WorldConfig(d=d, m=m, firing=Vector(p=tuple(p)), correlation=correlation, hierarchy=hierarchy,
+                             magnitudes=NormalRelu(mean=1.0, std=draw(st.sampled_from([0.0, 1.0]))),
+                             noise=Noise(std=draw(st.sampled_from([0.0, 0.1])), bias_norm=0.5),
+                             seed=draw(st.integers(0, 1000))))
+
+
+@given(world=_worlds(), n=st.integers(1, 300), seed=st.integers(0, 2**32))
+def test_structure_of_any_draw(world, n, seed):
+    """Every draw is well formed: events sorted by (row, col) without repeats, in range, non-zero finite
+    values; rate-1 features fire in every sample and rate-0 ones never (without a forest, whose gates
+    and ME choices may switch them off); the forest's constraints hold exactly; x = z D + bias + noise."""
+    b = world.sample(n, seed=seed, sampler="device", dtype=torch.float64)
+    c = b.codes
+    keys = c.rows * world.m + c.cols
+    assert bool((keys[1:] > keys[:-1]).all())
+    assert c.nnz == 0 or (int(c.rows.min()) >= 0 and int(c.rows.max()) < n and int(c.cols.max()) < world.m)
+    assert bool(torch.isfinite(c.values).all()) and bool((c.values != 0).all())
+    counts = torch.bincount(c.cols, minlength=world.m)
+    if isinstance(world.config.firing, ExactlyK):
+        assert bool((c.l0() == world.config.firing.k).all())
+    elif world.parents is None:
+        q = world.base_probabilities
+        zero_draws = world.config.magnitudes.std > 0  # normal_relu may draw 0: "did not fire"
+        assert bool((counts[q == 0] == 0).all())
+        assert zero_draws or bool((counts[q == 1] == n).all())
+    else:
+        _hierarchy_ok(world, c)
+    clean = c.to_dense() @ world.dictionary.double() + world.bias.double()
+    assert torch.allclose(b.x - b.noise, clean, atol=1e-5)
 
 
 # ---- determinism and API -----------------------------------------------------------------------------
