@@ -94,8 +94,8 @@ class DevicePlan:
 
     firing: "exactly_k", "copula" or "independent". q (m,) float64 base probabilities; thr (m,)
     float32 copula thresholds Phi^-1(q); factor (m, r) and sd (m,) float32 the copula's F and
-    sqrt(diag); levels: the hierarchy, roots first; parents, level (m,) long and means (m,) float64
-    for scaling children; mag: the magnitude parameters (m,) float64; groups (m,) long and members
+    sqrt(diag); levels: the hierarchy, roots first; parents (m,) long and means (m,) float64 for
+    scaling children (None when children are not scaled); mag: the magnitude parameters (m,) float64; groups (m,) long and members
     (G, rank) long for tied subspace groups.
     """
 
@@ -109,7 +109,6 @@ class DevicePlan:
     sd: torch.Tensor | None
     levels: tuple[_Level, ...]
     parents: torch.Tensor | None
-    level: torch.Tensor | None
     means: torch.Tensor | None
     mag: dict[str, torch.Tensor]
     groups: torch.Tensor | None
@@ -166,7 +165,6 @@ def device_plan(world: "World", device: str | torch.device) -> DevicePlan:
         sd=state["corr_diag"].float().sqrt().to(dev) if copula else None,
         levels=_levels(world, dev) if hier else (),
         parents=world._forest.parents.to(dev) if scale else None,
-        level=world._forest.level.to(dev) if scale else None,
         means=world.mean_magnitudes.double().to(dev) if scale else None,
         mag={name: v.double().to(dev) for name, v in world._mag.items()},
         groups=world.groups.to(dev) if tied else None,
@@ -212,8 +210,10 @@ def _gate(plan: DevicePlan, fired: torch.Tensor, gen: torch.Generator) -> None:
             r = _uniform_index(count, gen)
             pick = cand & (torch.cumsum(cand, 1) == (r + 1).unsqueeze(1))
             fired[lv.me_kids.reshape(-1)] = False  # (a child whose parent did not fire is off anyway)
-            hit = pick.any(1)
-            fired[sib[hit].masked_select(pick[hit]), row[hit]] = True
+            # One write per parent event, True at the chosen child (False at slot 0 if none survived):
+            # the (child, row) targets are distinct, and no boolean mask (a device sync) is needed.
+            chosen = sib.gather(1, pick.long().argmax(1, keepdim=True)).squeeze(1)
+            fired[chosen, row] = pick.any(1)
 
 
 def _uniform_index(count: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -244,14 +244,20 @@ def _expand_tied(plan: DevicePlan, rows, cols, values, gen):
 
 
 def _scale_children(plan: DevicePlan, rows, cols, values):
-    """Top-down: a child's value times its parent's value over the parent's mean magnitude."""
+    """A child's value times its parent's (scaled) value over the parent's mean magnitude, top-down.
+
+    Every event's parent event is found once (rows sorted by row * m + col); then `depth` passes
+    of v_c <- raw_c * v_parent / mean_parent settle one more level each (roots keep their draw),
+    with no per-level selection (a device sync)."""
+    parent = plan.parents[cols]
+    child = parent >= 0
     keys = rows * plan.m + cols
-    for lvl in range(1, len(plan.levels) + 1):
-        at = (plan.level[cols] == lvl).nonzero().squeeze(1)
-        parent = plan.parents[cols[at]]
-        pos = torch.searchsorted(keys, rows[at] * plan.m + parent)
-        values[at] = values[at] * values[pos] / plan.means[parent]
-    return values
+    pos = torch.searchsorted(keys, rows * plan.m + torch.where(child, parent, cols))
+    ratio_den = plan.means[parent.clamp_min(0)]
+    out = values
+    for _ in range(len(plan.levels)):
+        out = torch.where(child, values * out[pos] / ratio_den, values)
+    return out
 
 
 def _chunk_codes(world: "World", plan: DevicePlan, n: int, gen: torch.Generator):

@@ -307,6 +307,19 @@ def test_structure_of_any_draw(world, n, seed):
     assert torch.allclose(b.x - b.noise, clean, atol=1e-5)
 
 
+def test_scaling_matches_reference_exactly():
+    """The device sampler's scaling of children (all levels at once) equals the reference's (level by
+    level) on the same events and raw values."""
+    w = _hierarchy()
+    codes = sample_codes_on_device(w, 2000, seed=3)
+    raw = torch.rand(codes.nnz, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 0.5
+    plan = device_sampler.device_plan(w, "cpu")
+    ours = device_sampler._scale_children(plan, codes.rows, codes.cols, raw.clone())
+    theirs = w._scale_children(codes.rows, codes.cols, raw.clone())
+    assert w._forest.depth == 2 and not torch.equal(ours, raw)
+    assert torch.allclose(ours, theirs, rtol=1e-14, atol=0)
+
+
 # ---- determinism and API -----------------------------------------------------------------------------
 def test_same_seed_same_samples_on_cpu():
     w = _mini_synthsaebench()
