@@ -385,7 +385,8 @@ def test_cuda_sampler_law_and_determinism():
     a = w.sample(N, seed=11, device="cuda")  # auto: the device sampler on CUDA
     assert a.x.device.type == "cuda" and a.codes.rows.device.type == "cuda"
     again = w.sample(N, seed=11, device="cuda")
-    assert torch.equal(a.x, again.x)
+    assert torch.equal(a.codes.cols, again.codes.cols) and torch.equal(a.codes.values, again.codes.values)
+    assert torch.allclose(a.x, again.x, atol=1e-5)  # (the sparse product may sum in another order)
     codes = a.codes.to("cpu")
     _hierarchy_ok(w, codes)
     ref = w.sample_codes(N, seed=12)
