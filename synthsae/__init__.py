@@ -27,6 +27,7 @@ _EXPORTS = {
     "sparse_code": "synthsae.solvers",
     "make_sae": "synthsae.sae",
     "train": "synthsae.sae",
+    "TrainSettings": "synthsae.sae",
     "evaluate": "synthsae.metrics",
     "Report": "synthsae.metrics",
 }

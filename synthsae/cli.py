@@ -1,28 +1,36 @@
 """The `synthsae` command line.
 
     synthsae demo [--out DIR] [--samples N] [--variants a,b]     four SAE variants on a toy world
-    synthsae run CONFIG.toml|RECIPE [--out DIR] [--device cuda] [--set key=value ...]
+    synthsae run CONFIG.toml|RECIPE [--out DIR] [--device cuda] [--set key=value ...] [--executor local]
     synthsae sweep CONFIG.toml [--executor local|serial|ray] [--address A] [--workers N] [--out DIR]
     synthsae world PRESET [--save DIR] [--seed N]
     synthsae evaluate CHECKPOINT --world PRESET|DIR [--n N] [--out DIR]
     synthsae recipes
 
 User errors (bad configs, unknown names, missing files) print `synthsae: error: ...` and exit 2.
+A folder holding another experiment's results is refused unless `--overwrite` (experiments.folders).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
+from synthsae.errors import ConfigError
+
 EXIT_USAGE = 2
+EXIT_FAILED = 1  # the command ran, but some of its work failed (sweep trials)
+# optional dependencies: a missing one is the user's environment, not a bug
+OPTIONAL_MODULES = ("ray", "sae_lens", "cvxpy", "matplotlib", "transformer_lens")
 
 
-class UserError(ValueError):
+class UserError(ConfigError):
     """A mistake in what the user asked for (printed without a traceback)."""
 
 
@@ -30,9 +38,15 @@ class UserError(ValueError):
 def _read_table(path: str) -> dict[str, Any]:
     """A TOML or JSON file as a dict."""
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"{path} is a folder, not a config file (expected a .toml or .json file)")
     if not p.is_file():
         raise UserError(f"{path} does not exist (expected a .toml or .json config file)")
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path} is not a text file ({err.reason} at byte {err.start}); expected a UTF-8 "
+                        ".toml or .json config file") from None
     try:
         return json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
@@ -56,9 +70,77 @@ def _device(name: str | None):
     return None if name is None else resolve_device(name)
 
 
+def _check_out_dir(path: str, option: str) -> None:
+    """Fail before any work if `path` cannot become an output folder: an existing file, a path under a
+    file, or a folder this user may not write into (the nearest existing parent is checked)."""
+    if not path.strip():  # Path("") is the current folder: never the intent
+        raise UserError(f"{option} {path!r} is empty. Expected: a folder path, e.g. {option} results")
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise UserError(f"{option} {path} is an existing file, not a folder: results are written as several files "
+                        f"into a folder. Expected: a new or existing folder, e.g. {option} {p.with_suffix('')}-out")
+    parent = p
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"{option} {path} is inside {parent}, which is a file, not a folder. Expected: a folder path "
+                        "whose existing part is a folder")
+    if not parent.is_dir():
+        return
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: cannot create or write into {parent} (permission denied). Expected: a "
+                        "folder you can write to")
+    try:  # permission bits do not tell everything (root, read-only or virtual file systems): try it
+        import tempfile
+
+        os.rmdir(tempfile.mkdtemp(prefix=".synthsae-write-test-", dir=parent))
+    except OSError as err:
+        raise UserError(f"{option} {path}: cannot create folders in {parent} ({err.strerror}). Expected: a folder "
+                        "you can write to") from None
+
+
+def _os_error(err: OSError) -> str:
+    """An OSError on a user's path as one line: the path, what failed and what to do."""
+    hint = {errno.EACCES: "permission denied: choose a folder you can write to",
+            errno.EPERM: "operation not permitted: choose a folder you can write to",
+            errno.EROFS: "the file system is read-only: choose another folder",
+            errno.ENOSPC: "the disk is full: free some space or choose another disk",
+            errno.ENOTDIR: "a part of this path is a file, not a folder",
+            errno.EISDIR: "this is a folder, expected a file",
+            errno.EEXIST: "this already exists and is in the way"}.get(err.errno, err.strerror or str(err))
+    where = f"{err.filename} -> {err.filename2}" if err.filename2 else str(err.filename)
+    return f"{where}: {hint} ([Errno {err.errno}] {err.strerror})"
+
+
+def _missing_optional(err: ImportError) -> bool:
+    """True for a missing optional dependency (or an import error written for the user), not a bug."""
+    name = (err.name or "").split(".")[0]
+    return name in OPTIONAL_MODULES or "pip install" in str(err)
+
+
+def _raised_for_input(err: BaseException) -> bool:
+    """True if `err` comes from a `raise` statement in synthsae's own code (an input check written before
+    `ConfigError` existed, or one not converted yet), not from inside torch, numpy or Python (a bug)."""
+    import linecache
+
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    filename = tb.tb_frame.f_code.co_filename
+    package = str(Path(__file__).resolve().parent)
+    line = linecache.getline(filename, tb.tb_lineno).strip()
+    return str(Path(filename).resolve()).startswith(package + os.sep) and line.startswith("raise ")
+
+
 def _set_threads(n: int) -> None:
     if n < 1:
         raise UserError(f"--threads {n} is invalid: the number of CPU threads must be at least 1")
+    most = max(64, 4 * (os.cpu_count() or 1))  # torch would try to start them all (a huge n crashes it)
+    if n > most:
+        raise UserError(f"--threads {n} is invalid: far more threads than this machine's {os.cpu_count()} CPU cores. "
+                        f"Expected: an int in [1, {most}]; usually the number of cores or fewer")
     import torch
 
     torch.set_num_threads(n)
@@ -89,7 +171,7 @@ def cmd_demo(args) -> int:
     print(World(config.world_config()).describe())
     print(f"\nTraining {len(config.sae)} SAEs ({', '.join(s.name for s in config.sae)}) on "
           f"{config.train.n_samples:,} samples each, then evaluating on {config.eval.n:,} fresh samples.")
-    result = run_experiment(config, args.out, device=args.device, progress=_progress(args))
+    result = run_experiment(config, args.out, device=args.device, progress=_progress(args), overwrite=args.overwrite)
     print("\n" + result.table())
     print("\nEV explained variance, L0 active latents per sample, MCC mean |cos| of matched atoms, "
           "recovered@0.9 share of true features matched at |cos| >= 0.9, dead share of latents that never fired, "
@@ -112,9 +194,13 @@ def cmd_run(args) -> int:
             raise UserError(f"{target} has a [sweep] table: run it with `synthsae sweep {target}`")
         from synthsae.experiments.config import ExperimentConfig
 
+        if args.executor is not None or args.workers is not None or args.address is not None:
+            raise UserError("--executor / --workers / --address apply to recipes; an experiment config runs its SAEs "
+                            "in this process (for a grid of experiments use `synthsae sweep`)")
         config = ExperimentConfig.from_dict(_apply_sets(data, args.set))
         out = args.out or str(Path("synthsae-runs") / Path(target).stem)
-        result = run_experiment(config, out, device=_device(args.device), progress=_progress(args))
+        result = run_experiment(config, out, device=_device(args.device), progress=_progress(args),
+                                overwrite=args.overwrite)
         print(result.table())
         print(f"Report: {result.report_path}")
         return 0
@@ -138,8 +224,11 @@ def _run_recipe(name: str, data: dict[str, Any] | None, args, default_out: str) 
     config = recipe.config_class.from_dict(_apply_sets(data, args.set), path=name)
     out = Path(args.out or str(Path("synthsae-runs") / default_out))
     device = _device(args.device) or torch.device("cpu")
-    result = recipe.run(config, out, device, _progress(args))
-    report = result.write(out)
+    from synthsae.experiments.engine import run_recipe
+
+    options = {"address": args.address} if args.address is not None else {}
+    result, report = run_recipe(recipe, config, out, device, _progress(args), executor=args.executor or "serial",
+                                n_workers=args.workers, overwrite=args.overwrite, **options)
     print(f"{name}: {result.claim.strip().splitlines()[0] if result.claim.strip() else ''}")
     held = {True: "held", False: "did not hold", None: "inconclusive at this scale"}[result.held]
     print(f"verdict: {held}")
@@ -158,12 +247,17 @@ def cmd_sweep(args) -> int:
         raise UserError(f"--address is an option of the ray executor, not of {args.executor!r}")
     _device(args.device)
     result = run_sweep(config, out, executor=args.executor, n_workers=args.workers, device=args.device,
-                       retry_failed=args.retry_failed, progress=_progress(args), **options)
+                       retry_failed=args.retry_failed, progress=_progress(args), overwrite=args.overwrite, **options)
     n_ok = len(result.rows) - len(result.failed)
     print(f"{len(result.rows)} trials: {n_ok} ok, {len(result.failed)} failed")
     for r in result.failed:
         print(f"  failed {r['trial']}: {r['error']}")
     print(f"Results: {Path(out) / 'results.csv'}  Report: {Path(out) / 'report.md'}")
+    if result.failed:  # scripts and CI must be able to tell
+        print(f"synthsae: error: {len(result.failed)} of {len(result.rows)} trials failed (their errors are listed "
+              f"above and in the `error` column of {Path(out) / 'results.csv'}); fix the cause and rerun with "
+              "--retry-failed", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
@@ -176,6 +270,9 @@ def cmd_world(args) -> int:
     print(f"  sampled 1024 x: mean L0 = {batch.codes.nnz / 1024:.2f}, "
           f"mean ||x|| = {float(batch.x.norm(dim=1).mean()):.3f}")
     if args.save:
+        from synthsae.experiments import folders
+
+        folders.claim(args.save, "world", args.preset, folders.digest_of(world.config.to_dict()), args.overwrite)
         print(f"saved to {world.save(args.save)}")
     return 0
 
@@ -219,6 +316,11 @@ def cmd_evaluate(args) -> int:
     report = evaluate(sae, world, n=args.n, seed=args.seed, device=device)
     print(report.table())
     if args.out:
+        from synthsae.experiments import folders
+
+        what = {"sae": sae.config.to_dict(), "weights": folders.tensors_digest(sae.state_dict()),
+                "world": world.config.to_dict(), "n": args.n, "seed": args.seed}
+        folders.claim(args.out, "evaluation", str(args.checkpoint), folders.digest_of(what), args.overwrite)
         print(f"saved to {report.save(args.out)}")
     return 0
 
@@ -236,6 +338,10 @@ def cmd_recipes(args) -> int:
 
 
 # ---- the parser -------------------------------------------------------------------------------------
+OVERWRITE_HELP = ("replace --out when it holds another experiment's results (deletes them); without it such a "
+                  "folder is refused, and the same command resumes in its own folder")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from synthsae.experiments.demo import DEMO_EVAL_SAMPLES, DEMO_SAMPLES, DEMO_VARIANTS
     from synthsae.experiments.executors import EXECUTORS
@@ -267,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default=None, help="cpu (default), cuda, cuda:1, ...")
     demo.add_argument("--no-plots", action="store_true", help="skip the PNG figures (faster)")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    demo.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     # The demo's matrices are tiny (d = 32, m = 256): extra CPU threads only add synchronisation,
     # and with any other load on the machine OpenMP's spin-waiting made training ~20x slower.
     _threads_option(demo, default=1)
@@ -289,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--small", action="store_true", help="recipes: the CI-sized configuration")
     run.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    run.add_argument("--executor", default=None, choices=EXECUTORS.available(),
+                     help="recipes: where the recipe's cells run (serial: in-process, the default; local: parallel "
+                          "processes; ray: a Ray cluster)")
+    run.add_argument("--workers", type=int, default=None, metavar="N", help="recipes: parallel cells")
+    run.add_argument("--address", default=None, help="recipes, ray: cluster address (default: start a local Ray)")
     _threads_option(run)
 
     sweep = sub.add_parser(
@@ -312,12 +425,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a key of the base experiment or of [sweep], e.g. --set sweep.seeds=[0]")
     sweep.add_argument("--retry-failed", action="store_true", help="rerun trials that failed before")
     sweep.add_argument("--quiet", action="store_true", help="no progress bar")
+    sweep.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     world = sub.add_parser("world", formatter_class=fmt, help="describe (and optionally save) a preset world",
                            epilog="examples:\n  synthsae world toy\n  synthsae world hierarchy --save worlds/h")
     world.add_argument("preset", choices=PRESETS.available())
     world.add_argument("--seed", type=int, default=0)
     world.add_argument("--save", metavar="DIR", help="write config.json + world.safetensors here")
+    world.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     ev = sub.add_parser(
         "evaluate", formatter_class=fmt, help="evaluate a saved SAE against a world's ground truth",
@@ -333,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the evaluation samples (default: %(default)s)")
     ev.add_argument("--out", metavar="DIR", help="write metrics.json, CSV tables and PNG plots here")
     ev.add_argument("--device", default=None)
+    ev.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     _threads_option(ev)
 
     sub.add_parser("recipes", help="list the recipes (experiments that test published claims)")
@@ -355,7 +471,11 @@ def _print_config(args) -> int:
         if "recipe" not in data:
             from synthsae.experiments.config import ExperimentConfig
 
-            print(ExperimentConfig.from_dict(_apply_sets(data, args.set)).to_toml(), end="")
+            from synthsae.experiments.run import build_world
+
+            config = ExperimentConfig.from_dict(_apply_sets(data, args.set))
+            build_world(config)  # a world that fails only when built is invalid too: exit 2, not 0
+            print(config.to_toml(), end="")
             return 0
         name = data.pop("recipe")
     else:
@@ -366,21 +486,51 @@ def _print_config(args) -> int:
     if data is None:
         data = (recipe.config_class.small() if args.small else recipe.config_class()).to_dict()
     config = recipe.config_class.from_dict(_apply_sets(data, args.set), path=name)
+    from synthsae.experiments.engine import validate_recipe
+
+    validate_recipe(recipe, config)  # builds its cells and worlds: an invalid config exits 2, not 0
     print(tomli_w.dumps({"recipe": name, **_drop_none(config.to_dict())}), end="")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
+    """Entry point; returns the exit status: 0 ok, 1 some work failed (sweep trials), 2 a user error,
+    130 interrupted.
+
+    User errors (`ConfigError` from any check, an OSError on a user's path, a missing optional
+    dependency, a training blow-up) print one `synthsae: error: ...` line; anything else is a bug
+    and keeps its traceback. `--device`, `--out` and `--save` are checked before any work."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if getattr(args, "threads", None) is not None:
             _set_threads(args.threads)
+        if getattr(args, "device", None) is not None:  # before any work, and naming the option
+            from synthsae._rng import resolve_device
+
+            resolve_device(args.device, "--device")
+        for option in ("out", "save"):
+            if getattr(args, option, None) is not None and not getattr(args, "print_config", False):
+                _check_out_dir(getattr(args, option), f"--{option}")
         if args.command == "run" and args.print_config:
             return _print_config(args)
         return COMMANDS[args.command](args)
-    except (ValueError, ImportError, FileNotFoundError, FloatingPointError) as err:
+    except (ConfigError, FloatingPointError) as err:  # bad input; a blow-up of the user's hyperparameters
+        print(f"synthsae: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as err:
+        if not _raised_for_input(err):  # e.g. a ValueError from inside torch: a bug, keep its traceback
+            raise
+        print(f"synthsae: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as err:  # a user's path: missing, not writable, a file where a folder should be, disk full
+        if err.filename is None:
+            raise
+        print(f"synthsae: error: {_os_error(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except ImportError as err:
+        if not _missing_optional(err):
+            raise
         print(f"synthsae: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -12,13 +12,24 @@ dict with a `"kind"` key:
 
 TOML has no null, so `to_toml` drops fields whose value is None; `from_dict` then restores
 their default (only fields that default to None may be None).
+
+Types. Construction checks every field against its annotation before `validate()` runs, so Python
+constructors are as strict as TOML: an `int` field takes an int (not a bool, a float or a str), a
+`float` field a finite int or float (not a bool or a str; NaN and inf are refused unless the field is
+declared with `dataclasses.field(metadata={"nonfinite": True})`), `str` / `bool` exactly those,
+tuples their items (a list is accepted and stored as a tuple), nested configs an instance of the
+annotated class, `X | None` None or an X. Numpy scalars are converted to the builtin type.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import difflib
+import functools
 import json
+import math
+import numbers
 import tomllib
 import types
 import typing
@@ -27,7 +38,7 @@ from typing import Any, ClassVar, TypeVar
 
 import tomli_w
 
-from synthsae.errors import fail
+from synthsae.errors import ConfigError, fail
 from synthsae.registry import Registry
 
 C = TypeVar("C", bound="Config")
@@ -43,6 +54,7 @@ class Config:
     kind: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         self.validate()
 
     def validate(self) -> None:
@@ -73,7 +85,7 @@ class Config:
             try:
                 target = cls.family.get(kind)
             except ValueError as err:
-                raise ValueError(f"{path}.kind: {err}") from None
+                raise ConfigError(f"{path}.kind: {err}") from None
         elif "kind" in data and data["kind"] == cls.kind:
             data.pop("kind")
         hints = typing.get_type_hints(target)
@@ -82,10 +94,11 @@ class Config:
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
+                raise ConfigError(
                     f"{path}: unknown key {key!r}.{hint} Valid keys: {', '.join(names)}."
                 )
         kwargs = {k: _from_plain(v, hints[k], f"{path}.{k}") for k, v in data.items()}
+        check_field_types(kwargs, target, path)  # here too, so that a type error names the key path
         return target(**kwargs)  # type: ignore[return-value]
 
     def to_json(self, indent: int = 2) -> str:
@@ -129,7 +142,7 @@ def _drop_none(value: Any) -> Any:
         return {k: _drop_none(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
         if any(v is None for v in value):
-            raise ValueError("TOML cannot store None inside a list; use JSON for this config")
+            raise ConfigError("TOML cannot store None inside a list; use JSON for this config")
         return [_drop_none(v) for v in value]
     return value
 
@@ -152,7 +165,7 @@ def _from_plain(value: Any, hint: Any, path: str) -> Any:
             except (TypeError, ValueError) as err:
                 errors.append(str(err))
         if len(errors) == 1:
-            raise ValueError(errors[0])
+            raise ConfigError(errors[0])
         fail(path, value, "it matches none of the allowed types", _describe(hint))
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
@@ -194,3 +207,149 @@ def _from_plain(value: Any, hint: Any, path: str) -> Any:
 
 def _describe(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+# ---- field types at construction --------------------------------------------------------------------
+class _Mismatch(Exception):
+    """A value that does not match its annotation: args (sub-path such as "[1]", value, why)."""
+
+
+_NO_CHANGE = object()
+
+
+@functools.lru_cache(maxsize=None)
+def _field_hints(cls: type) -> tuple[tuple[str, Any, bool, str], ...]:
+    """(name, annotation, non-finite floats allowed, config label) for every init field of `cls`."""
+    hints = typing.get_type_hints(cls)
+    label = cls.__name__
+    return tuple((f.name, hints[f.name], bool(f.metadata.get("nonfinite", False)), label)
+                 for f in dataclasses.fields(cls) if f.init and f.name in hints)
+
+
+def check_field_types(config: "Config | dict[str, Any]", cls: type | None = None, label: str | None = None) -> None:
+    """Check every field of `config` against its annotation (see the module docstring); fail naming the
+    field as `label.field` (label: the class name by default). Numpy scalars and lists are stored as
+    builtin ints / floats and tuples. `config` may also be a dict of constructor keywords for `cls`."""
+    cls = cls or type(config)
+    for name, hint, nonfinite, default_label in _field_hints(cls):
+        if isinstance(config, dict):
+            if name not in config:
+                continue
+            value = config[name]
+        else:
+            value = getattr(config, name)
+        try:
+            converted = _check_type(value, hint, nonfinite)
+        except _Mismatch as err:
+            sub, bad, why = err.args
+            fail(f"{label or default_label}.{name}{sub}", bad, why, _expected(hint, nonfinite))
+        if converted is not _NO_CHANGE:
+            if isinstance(config, dict):
+                config[name] = converted
+            else:
+                object.__setattr__(config, name, converted)
+
+
+def _check_type(value: Any, hint: Any, nonfinite: bool, sub: str = "") -> Any:
+    """_NO_CHANGE if `value` matches `hint` as is, the converted value if it matches after a lossless
+    conversion (numpy scalar -> builtin, list -> tuple); raise `_Mismatch(sub, value, why)` otherwise."""
+    if hint is Any or hint is object:
+        return _NO_CHANGE
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        members = typing.get_args(hint)
+        if value is None:
+            if type(None) in members:
+                return _NO_CHANGE
+            raise _Mismatch(sub, value, "this field may not be None")
+        specific = None  # a reason from inside a member (an item of a tuple, a NaN float) beats "wrong type"
+        for member in members:
+            if member is type(None):
+                continue
+            try:
+                return _check_type(value, member, nonfinite, sub)
+            except _Mismatch as err:
+                if specific is None and (err.args[0] != sub or "finite" in err.args[2]):
+                    specific = err
+        raise specific or _Mismatch(sub, value, f"a {type(value).__name__} matches none of the allowed types")
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        if not any(value == a and type(value) is type(a) for a in allowed):
+            raise _Mismatch(sub, value, "not one of the allowed values")
+        return _NO_CHANGE
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            raise _Mismatch(sub, value, f"a {type(value).__name__} where a sequence is needed")
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        elif len(args) != len(value):
+            raise _Mismatch(sub, value, f"{len(value)} items where {len(args)} are needed")
+        items, changed = [], isinstance(value, list)
+        for i, (item, arg) in enumerate(zip(value, args)):
+            new = _check_type(item, arg, nonfinite, f"{sub}[{i}]")
+            changed |= new is not _NO_CHANGE
+            items.append(item if new is _NO_CHANGE else new)
+        return tuple(items) if changed else _NO_CHANGE
+    if origin in (dict, collections.abc.Mapping) or hint is dict:
+        if not isinstance(value, collections.abc.Mapping):
+            raise _Mismatch(sub, value, f"a {type(value).__name__} where a table/dict is needed")
+        return _NO_CHANGE
+    if hint is bool:
+        if not isinstance(value, (bool, _np_bool())):
+            raise _Mismatch(sub, value, f"a {type(value).__name__} where a boolean is needed")
+        return _NO_CHANGE if isinstance(value, bool) else bool(value)
+    if hint is int:
+        if isinstance(value, (bool, _np_bool())) or not isinstance(value, numbers.Integral):
+            raise _Mismatch(sub, value, f"a {type(value).__name__} where an integer is needed")
+        return _NO_CHANGE if type(value) is int else int(value)
+    if hint is float:
+        if isinstance(value, (bool, _np_bool())) or not isinstance(value, numbers.Real):
+            raise _Mismatch(sub, value, f"a {type(value).__name__} where a number is needed")
+        if not nonfinite and not math.isfinite(value):
+            raise _Mismatch(sub, value, "the value must be finite (NaN and inf are not allowed here)")
+        return _NO_CHANGE if type(value) in (int, float) else float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise _Mismatch(sub, value, f"a {type(value).__name__} where a string is needed")
+        return _NO_CHANGE
+    if isinstance(hint, type):
+        if not isinstance(value, hint):
+            raise _Mismatch(sub, value, f"a {type(value).__name__} where a {hint.__name__} is needed")
+        return _NO_CHANGE
+    return _NO_CHANGE  # other annotations (callables, generics): checked by validate(), if at all
+
+
+@functools.lru_cache(maxsize=1)
+def _np_bool() -> tuple[type, ...]:
+    """numpy's bool scalar type (not an int, whatever numbers.Integral says), if numpy is installed."""
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover
+        return ()
+    return (numpy.bool_,)
+
+
+def _expected(hint: Any, nonfinite: bool) -> str:
+    text = _describe_hint(hint)
+    return text.replace("a float", "a finite float") if not nonfinite else text
+
+
+def _describe_hint(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe_hint(a) for a in typing.get_args(hint))
+    if origin is typing.Literal:
+        return " or ".join(map(repr, typing.get_args(hint)))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of items, each {_describe_hint(args[0])}"
+        return f"a list of {len(args)} items ({', '.join(_describe_hint(a) for a in args)})"
+    names = {int: "an int (not a bool, float or str)", float: "a float", bool: "true or false", str: "a str",
+             type(None): "None"}
+    if hint in names:
+        return names[hint]
+    if isinstance(hint, type) and issubclass(hint, Config):
+        return f"a {hint.__name__}" + (f" (one of {hint.family.available()})" if hint.family is not None else "")
+    return _describe(hint)

@@ -5,8 +5,14 @@
     result = run_experiment(config, "runs/topk")          # report folder: report.md, metrics, plots
     sweep = run_sweep(SweepConfig.load("configs/sweep_l1.toml"), "sweeps/l1", executor="local")
 
-`synthsae.experiments.recipes.RECIPES` maps a recipe name to a `Recipe` (its config class and run
-function); each run returns a `RecipeResult` that writes a report folder. Names are imported
+`synthsae.experiments.recipes.RECIPES` maps a recipe name to a `Recipe`: its config class, the grid of
+cells it declares and the `conclude` that turns their rows into a `RecipeResult`;
+
+    result, report = run_recipe(RECIPES.get("starvation"), config, "runs/starv", executor="local")
+
+Sweeps and recipes run on one engine (`engine.run_cells`: cells checkpoint, are skipped when
+finished, run on the serial / local / Ray executors); every command claims its output folder
+through one rule (`folders.claim`: another experiment's folder is refused). Names are imported
 lazily, so importing a submodule (e.g. the recipes) does not load the others.
 """
 
@@ -24,6 +30,10 @@ _EXPORTS = {
     "run_sweep": "synthsae.experiments.sweep",
     "demo_config": "synthsae.experiments.demo",
     "EXECUTORS": "synthsae.experiments.executors",
+    "run_recipe": "synthsae.experiments.engine",
+    "run_grid": "synthsae.experiments.engine",
+    "run_cells": "synthsae.experiments.engine",
+    "claim": "synthsae.experiments.folders",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -38,18 +38,15 @@ import json
 import typing
 from typing import Any
 
-import torch
 
+from synthsae._rng import parse_device
 from synthsae.config import Config, _from_plain
-from synthsae.errors import fail, require
+from synthsae.errors import ConfigError, fail, require
 from synthsae.metrics.evaluate import EvalConfig
 from synthsae.sae.base import SAE_CONFIGS, SAEConfig
+from synthsae.sae.train import INIT_B_DEC, TrainSettings  # noqa: F401  ([train] is the trainer's own settings)
 from synthsae.world.presets import PRESETS
 from synthsae.world.world import WorldConfig
-
-# `train(init_b_dec=None)` keeps the SAE's own b_dec; TOML has no null, so the config spells it "keep".
-INIT_B_DEC = ("geometric_median", "mean", "zeros", "keep")
-
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
@@ -98,13 +95,13 @@ class WorldSpec(Config):
             try:
                 PRESETS.get(self.preset)
             except ValueError as err:
-                raise ValueError(f"world.preset: {err}") from None
+                raise ConfigError(f"world.preset: {err}") from None
         build = PRESETS.get(self.preset)
         options = set(inspect.signature(build).parameters)
         fields = [f.name for f in dataclasses.fields(WorldConfig)]
         unknown = sorted(set(self.overrides) - options - set(fields))
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"world: unknown key(s) {unknown} for preset {self.preset!r}. Valid keys: preset, "
                 f"{', '.join(sorted(options) + fields)}."
             )
@@ -156,7 +153,7 @@ class SAESpec(Config):
             try:
                 SAE_CONFIGS.get(self.variant)
             except ValueError as err:
-                raise ValueError(f"sae.variant: {err}") from None
+                raise ConfigError(f"sae.variant: {err}") from None
         require(self.label is None or (isinstance(self.label, str) and self.label.replace("-", "").replace("_", "")
                                        .replace(".", "").isalnum()), "sae.label", self.label,
                 "a label names a folder", "letters, digits, '-', '_' and '.'")
@@ -190,58 +187,6 @@ class SAESpec(Config):
         return cls(variant=variant, label=label, hyperparameters=data)
 
 
-# ---- training ---------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class TrainSettings(Config):
-    """Arguments of `synthsae.train` (see its docstring). seed: None = the experiment's seed.
-    init_b_dec: "geometric_median", "mean", "zeros" or "keep" (train's None)."""
-
-    n_samples: int = 500_000
-    batch_size: int = 1024
-    lr: float = 3e-4
-    seed: int | None = None
-    checkpoint_every: int = 1000
-    lr_warmup_steps: int = 0
-    lr_decay_steps: int = 0
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float | None = None
-    init_b_dec: str = "geometric_median"
-    resample_every: int | None = None
-    log_every: int | None = None
-
-    def validate(self) -> None:
-        p = "train"
-        for name in ("batch_size", "checkpoint_every"):
-            v = getattr(self, name)
-            require(_is_int(v) and v >= 1, f"{p}.{name}", v, "must be a positive integer", "an int >= 1")
-        require(_is_int(self.n_samples) and self.n_samples >= self.batch_size, f"{p}.n_samples", self.n_samples,
-                f"at least one batch of batch_size = {self.batch_size} is needed", f"an int >= {self.batch_size}")
-        require(self.lr > 0, f"{p}.lr", self.lr, "the learning rate must be positive", "a float > 0")
-        require(self.seed is None or self.seed >= 0, f"{p}.seed", self.seed, "seeds are non-negative", "an int >= 0")
-        for name in ("lr_warmup_steps", "lr_decay_steps"):
-            v = getattr(self, name)
-            require(v >= 0, f"{p}.{name}", v, "a step count cannot be negative", "an int >= 0")
-        require(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"{p}.betas", self.betas, "Adam betas lie in [0, 1)",
-                "two floats in [0, 1)")
-        require(self.grad_clip is None or self.grad_clip > 0, f"{p}.grad_clip", self.grad_clip,
-                "a norm bound must be positive", "a float > 0 (omit for no clipping)")
-        require(self.init_b_dec in INIT_B_DEC, f"{p}.init_b_dec", self.init_b_dec, "unknown initialization",
-                " or ".join(map(repr, INIT_B_DEC)))
-        for name in ("resample_every", "log_every"):
-            v = getattr(self, name)
-            require(v is None or v >= 1, f"{p}.{name}", v, "must be a positive integer", "an int >= 1 (or omit it)")
-
-    def train_kwargs(self, root_seed: int) -> dict[str, Any]:
-        """Keyword arguments of `synthsae.train` (without sae, world, device, checkpointing, progress)."""
-        return {
-            "n_samples": self.n_samples, "batch_size": self.batch_size, "lr": self.lr,
-            "seed": root_seed if self.seed is None else self.seed, "checkpoint_every": self.checkpoint_every,
-            "lr_warmup_steps": self.lr_warmup_steps, "lr_decay_steps": self.lr_decay_steps, "betas": self.betas,
-            "grad_clip": self.grad_clip, "init_b_dec": None if self.init_b_dec == "keep" else self.init_b_dec,
-            "resample_every": self.resample_every, "log_every": self.log_every,
-        }
-
-
 # ---- the experiment ---------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig(Config):
@@ -264,10 +209,7 @@ class ExperimentConfig(Config):
 
     def validate(self) -> None:
         require(_is_int(self.seed) and self.seed >= 0, "seed", self.seed, "seeds are non-negative", "an int >= 0")
-        try:
-            torch.device(self.device)
-        except (RuntimeError, TypeError):
-            fail("device", self.device, "not a torch device", "'cpu', 'cuda' or 'cuda:N'")
+        parse_device(self.device)  # the name only: a config written on a laptop may name 'cuda'
         require(len(self.sae) >= 1, "sae", self.sae, "an experiment trains at least one SAE",
                 'one or more [[sae]] tables, e.g. variant = "topk"')
         names = [s.name for s in self.sae]
@@ -275,6 +217,24 @@ class ExperimentConfig(Config):
             require(names.index(n) == i, f"sae[{i}].label", n, "two SAEs would share this name (their output "
                     "folder and table row)", "a unique `label` for each SAE of the same variant")
         self.sae_configs()  # builds every SAE config: unknown / invalid hyperparameters fail now
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, path: str | None = None) -> "ExperimentConfig":
+        """As `Config.from_dict`, but the SAEs are required: a file without `[[sae]]` would otherwise
+        train the Python default (one TopK) without saying so."""
+        if isinstance(data, dict) and "sae" not in data:
+            try:  # a mistake elsewhere in the file is reported first (the SAE list is checked last)
+                super().from_dict({**data, "sae": []}, path=path)
+            except ConfigError as err:
+                if not str(err).startswith("sae = () is invalid"):
+                    raise
+            where = f"{path}: " if path else ""
+            raise ConfigError(
+                f"{where}the experiment config has no [[sae]] table: the SAE variants to train are required "
+                "(there is no default SAE). Expected: one [[sae]] table per SAE, e.g.\n\n"
+                '    [[sae]]\n    variant = "topk"\n    m = 256\n    k = 8\n\n'
+                f"variants: {', '.join(SAE_CONFIGS.available())}.")
+        return super().from_dict(data, path=path)
 
     def world_config(self) -> WorldConfig:
         return self.world.world_config()

@@ -20,7 +20,6 @@ training from its last checkpoint (bit-identical on CPU) and skips finished SAEs
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import time
 from pathlib import Path
@@ -30,8 +29,9 @@ import torch
 
 from synthsae import io as sio
 from synthsae._rng import resolve_device
+from synthsae import tables
+from synthsae.experiments import folders
 from synthsae.experiments.config import ExperimentConfig
-from synthsae.metrics.report import to_csv
 from synthsae.plots import save_png
 
 # The headline columns of the comparison table: (column title, Report.metrics key) -- docs/metrics.md.
@@ -66,22 +66,23 @@ class ExperimentResult:
 
 
 def run_experiment(config: ExperimentConfig, out_dir: str | Path, device: str | torch.device | None = None,
-                   progress: bool = True) -> ExperimentResult:
+                   progress: bool = True, overwrite: bool = False) -> ExperimentResult:
     """Run `config` (train every SAE on its world, evaluate each) and write the report folder `out_dir`.
 
     device: overrides `config.device` (e.g. "cuda"). progress: tqdm bars while training.
-    A folder already holding another config's results raises `ValueError`; the same config resumes.
+    The world is built (which validates it) before `out_dir` is claimed (`experiments.folders`): a
+    folder holding another experiment's (or a sweep's, a recipe's) results raises `ValueError`
+    unless overwrite=True; the same config resumes.
     """
     from synthsae.sae.base import SAES
-    from synthsae.world import World
 
     if not isinstance(config, ExperimentConfig):
         raise ValueError(f"config = {type(config).__name__} is invalid: expected an ExperimentConfig "
                          "(ExperimentConfig.load('experiment.toml'))")
     dev = resolve_device(config.device if device is None else device)
+    world = build_world(config)
     out = Path(out_dir)
-    _claim(out, config)
-    world = World(config.world_config())
+    _claim(out, config, overwrite)
     sio.atomic_write_json(out / "world.json", world.config.to_dict())
     rows, histories = [], {}
     for label, sae_config in config.sae_configs().items():
@@ -90,28 +91,43 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, device: str | 
         if not done.is_file():
             _train_and_evaluate(SAES.get(sae_config.kind)(sae_config), label, world, config, folder, dev, progress)
         result = sio.read_json(done)
-        rows.append(result["row"])
+        rows.append(tables.restore_row(result["row"], ("label", "variant")))
         histories[label] = sio.read_json(folder / "history.json")
     _write_summary(config, out, world, rows, histories)
     return ExperimentResult(config, out, rows)
 
 
-def _claim(out: Path, config: ExperimentConfig) -> None:
-    """Write the config into `out`, or check that the config already there is the same experiment."""
-    existing = out / "config.json"
-    if existing.is_file():
-        try:
-            old = ExperimentConfig.from_dict(sio.read_json(existing))
-        except ValueError:
-            old = None
-        if old is None or old.digest() != config.digest():
-            raise ValueError(
-                f"{out} holds the results of a different experiment (its config.json differs from this config). "
-                "Choose another --out folder, or delete that one to start over."
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    sio.atomic_write_json(existing, config.to_dict())
+def build_world(config: ExperimentConfig):
+    """The experiment's `World`, built now: some world configs fail only when built (magnitudes, a
+    correlation that is not positive semi-definite), and that must happen before a folder is claimed."""
+    from synthsae.world import World
+
+    return World(config.world_config())
+
+
+def _claim(out: Path, config: ExperimentConfig, overwrite: bool = False) -> None:
+    """Claim `out` for this experiment (`folders.claim`), then write its config."""
+    folders.claim(out, "experiment", config.name, config.digest(), overwrite=overwrite)
+    sio.atomic_write_json(out / "config.json", config.to_dict())
     sio.atomic_write_text(out / "config.toml", config.to_toml())
+
+
+SEGMENTS_FILE = "segments.json"
+
+
+def _earlier_seconds(folder: Path) -> float:
+    """Training seconds of earlier (killed) segments of this SAE, and open a new segment.
+
+    A segment that was killed is counted from its start to its last checkpoint (the last moment its
+    work was saved; what came after is redone and counted in the segment that redoes it)."""
+    path = folder / SEGMENTS_FILE
+    state = sio.read_json(path) if path.is_file() else {"earlier_seconds": 0.0, "open_since": None}
+    earlier = float(state.get("earlier_seconds") or 0.0)
+    ckpt = folder / "checkpoint" / "checkpoint.safetensors"
+    if state.get("open_since") is not None and ckpt.is_file():
+        earlier += max(0.0, ckpt.stat().st_mtime - float(state["open_since"]))
+    sio.atomic_write_json(path, {"earlier_seconds": earlier, "open_since": time.time()})
+    return earlier
 
 
 def _train_and_evaluate(sae, label: str, world, config: ExperimentConfig, folder: Path, dev: torch.device,
@@ -119,10 +135,15 @@ def _train_and_evaluate(sae, label: str, world, config: ExperimentConfig, folder
     from synthsae.metrics.evaluate import evaluate
     from synthsae.sae.train import train
 
+    folder.mkdir(parents=True, exist_ok=True)
+    earlier = _earlier_seconds(folder)
     t0 = time.perf_counter()
-    history = train(sae, world, device=dev, checkpoint_dir=folder / "checkpoint", resume=True, progress=progress,
-                    **config.train.train_kwargs(config.seed))
-    t_train = time.perf_counter() - t0
+    try:
+        history = train(sae, world, device=dev, checkpoint_dir=folder / "checkpoint", resume=True, progress=progress,
+                        **config.train.train_kwargs(config.seed))
+    except FloatingPointError as err:  # say which SAE blew up: an experiment trains several
+        raise FloatingPointError(f"SAE {label!r} ({sae.name}): {err}") from None
+    t_train = earlier + time.perf_counter() - t0
     sae.save(folder / "model")
     history.save(folder)
     if progress:
@@ -136,9 +157,8 @@ def _train_and_evaluate(sae, label: str, world, config: ExperimentConfig, folder
     row = {"label": label, "variant": sae.name, "m": sae.config.m, "train_seconds": t_train, "eval_seconds": t_eval,
            **{k: float(v) for k, v in report.metrics.items()}}
     # written last: its presence means this SAE is finished (NaN -> null in JSON, back to NaN on read)
-    sio.atomic_write_json(folder / RESULT_FILE, {
-        "row": {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()},
-        "not_applicable": report.not_applicable, "notes": report.notes,
+    tables.write_json(folder / RESULT_FILE, {
+        "row": row, "not_applicable": report.not_applicable, "notes": report.notes,
         "figures": sorted(p.name for p in (folder / "eval").glob("*.png")),
     })
 
@@ -166,20 +186,16 @@ def _markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _fmt(v: float) -> str:
-    if isinstance(v, float) and math.isnan(v):
-        return "n/a"
-    return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+_fmt = tables.fmt  # one number formatter (synthsae.tables)
 
 
 def _write_summary(config: ExperimentConfig, out: Path, world, rows: list[dict[str, Any]],
                    histories: dict[str, dict]) -> None:
     keys = list(dict.fromkeys(k for r in rows for k in r))
     table = {k: [_nan(r.get(k)) if k not in ("label", "variant") else r.get(k) for r in rows] for k in keys}
-    sio.atomic_write_text(out / "comparison.csv", to_csv({"label": table["label"], "variant": table["variant"],
-                                                          "m": table["m"], **{k: table[k] for _, k in HEADLINE
-                                                                              if k in table}}))
-    sio.atomic_write_json(out / "metrics.json", {"saes": rows})
+    columns = ["label", "variant", "m"] + [k for _, k in HEADLINE if k in table]
+    tables.write_csv(out / "comparison.csv", rows, columns)
+    tables.write_json(out / "metrics.json", {"saes": rows})
     figures = []
     if config.plots:
         from synthsae.experiments import plots

@@ -23,8 +23,10 @@ its resolved config, so a trial's results do not depend on the executor, on the 
 in, or on which other trials the sweep has. Every trial config is built (validated) before anything
 runs. Output folder:
 
-    sweep.toml                  the sweep
-    trials/<id>/                one experiment folder per trial (run_experiment), plus trial.json
+    synthsae.json               what the folder holds (experiments.folders): this sweep's base experiment
+    sweep.toml                  the sweep (its latest grid)
+    trials.json                 every trial the folder holds (id -> params, config), over all grids run here
+    trials/<id>/                one experiment folder per trial (run_experiment), plus cell.json
     results.csv, results.json   one row per trial: id, grid values, status, error, wall_seconds,
                                 every scalar metric
     plots/<metric>_vs_<param>.png, report.md
@@ -35,15 +37,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 from synthsae import io as sio
+from synthsae import tables
 from synthsae.config import Config
 from synthsae.errors import fail, require
+from synthsae.experiments import folders
+from synthsae.experiments.cells import Task, read_record
 from synthsae.experiments.config import ExperimentConfig
-from synthsae.metrics.report import to_csv
 
 # headline metrics plotted against every swept parameter (docs/metrics.md)
 PLOTTED = ("reconstruction.explained_variance", "sparsity.l0", "recovery.mcc", "recovery.rate@0.9",
@@ -173,65 +178,80 @@ class SweepResult:
 
 
 def run_sweep(config: SweepConfig, out_dir: str | Path, executor: str = "local", n_workers: int | None = None,
-              device: str | None = None, retry_failed: bool = False, progress: bool = True,
+              device: str | None = None, retry_failed: bool = False, progress: bool = True, overwrite: bool = False,
               **executor_options: Any) -> SweepResult:
     """Run every trial of `config` not already finished in `out_dir`, then write the table and plots.
 
     executor: a name in `synthsae.experiments.executors.EXECUTORS` ("local", "serial", "ray");
-    executor_options: e.g. address= for ray. A finished trial (its trial.json exists) is skipped,
-    unless it failed and `retry_failed`. A failing trial is recorded (status "failed", error) and
-    the others go on. device: overrides the experiment's device for every trial.
+    executor_options: e.g. address= for ray. Every trial config and every world is built before
+    `out_dir` is claimed (`folders.claim`: a folder holding another experiment, or a sweep of
+    another base experiment, is refused unless overwrite=True). A finished trial (its cell.json
+    exists) is skipped, unless it failed and `retry_failed`. A failing trial is recorded (status
+    "failed", error) and the others go on. A sweep rerun with another grid into its own folder
+    keeps the earlier trials' rows (trials.json lists every trial the folder holds).
+    device: overrides the experiment's device for every trial.
     """
-    from synthsae.experiments.executors import EXECUTORS, TrialTask
-    from synthsae.experiments.trial import read_record, write_record
+    from synthsae.experiments.engine import run_cells
+    from synthsae.experiments.executors import EXECUTORS
 
-    make_executor = EXECUTORS.get(executor)
-    runner = make_executor(n_workers, **executor_options)  # bad options fail before any work
-    out = Path(out_dir)
+    EXECUTORS.get(executor)(n_workers, **executor_options)  # bad options fail before any work
     trials = config.trials()
-    out.mkdir(parents=True, exist_ok=True)
+    _build_worlds(trials)
+    out = Path(out_dir)
+    folders.claim(out, "sweep", config.experiment.name, config.experiment.digest(), overwrite=overwrite)
+    index = _update_index(out, trials)
     sio.atomic_write_text(out / "sweep.toml", config.to_toml())
-    todo = []
-    for t in trials:
-        record = read_record(out / "trials" / t.id)
-        if record is None or (retry_failed and record.get("status") != "ok"):
-            todo.append(TrialTask(t.id, t.config.to_dict(), str(out / "trials" / t.id), device))
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(trials), initial=len(trials) - len(todo), desc=f"sweep ({executor})", unit="trial")
-
-    def on_done(task, record) -> None:
-        if read_record(task.out_dir) is None:  # a crashed worker, or a Ray node without the shared folder
-            write_record(task.out_dir, record)
-        if bar is not None:
-            bar.update(1)
-            if record.get("status") != "ok":
-                bar.write(f"trial {task.trial_id} failed: {record.get('error')}")
-
-    try:
-        if todo:
-            runner.run(todo, on_done)
-    finally:
-        if bar is not None:
-            bar.close()
-    rows = [_row(t, read_record(out / "trials" / t.id), config.swept_keys()) for t in trials]
-    _write_results(config, out, rows)
+    tasks = [Task(t.id, "experiment", {"config": t.config.to_dict()}, str(out / "trials" / t.id), device)
+             for t in trials]
+    run_cells(tasks, executor, n_workers, retry_failed=retry_failed, progress=progress, desc="sweep",
+              **executor_options)
+    everything = [Trial(i, entry["params"], ExperimentConfig.from_dict(entry["config"])) for i, entry in index.items()]
+    keys = [k for k in dict.fromkeys(k for t in everything for k in t.params) if k != "seed"] + ["seed"]
+    rows = [_row(t, read_record(out / "trials" / t.id), keys) for t in everything]
+    _write_results(config, out, rows, keys)
     return SweepResult(config, out, rows)
+
+
+INDEX_FILE = "trials.json"
+
+
+def _build_worlds(trials: list[Trial]) -> None:
+    """Build every distinct world of the sweep: some world configs fail only when built."""
+    from synthsae.experiments.engine import cached_world
+
+    seen = set()
+    for t in trials:
+        wc = t.config.world_config()
+        key = json.dumps(wc.to_dict(), sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            try:
+                cached_world(wc)
+            except ValueError as err:
+                raise ValueError(f"sweep trial {t.params}: {err}") from None
+
+
+def _update_index(out: Path, trials: list[Trial]) -> dict[str, dict[str, Any]]:
+    """The folder's trials (id -> params, config): the earlier ones kept, this grid's added."""
+    path = out / INDEX_FILE
+    index = sio.read_json(path) if path.is_file() else {}
+    for t in trials:
+        index.setdefault(t.id, {"params": t.params, "config": t.config.to_dict()})
+    sio.atomic_write_json(path, index)
+    return index
 
 
 def _row(trial: Trial, record: dict[str, Any] | None, keys: list[str]) -> dict[str, Any]:
     """One table row: id, every swept key (a key another grid sweeps shows the value this trial used,
     or None where it does not apply), status, error, wall time, metrics."""
-    record = record or {"status": "failed", "error": "no result was recorded", "metrics": {}, "wall_seconds": None}
+    record = record or {"status": "failed", "error": "no result was recorded", "row": {}, "wall_seconds": None}
     resolved = trial.config.to_dict()
     (label, sae_config), = trial.config.sae_configs().items()
     resolved["sae"] = {**sae_config.to_dict(), "variant": trial.config.sae[0].variant, "label": label}
     values = {k: trial.params[k] if k in trial.params else _lookup(resolved, k) for k in keys}
     row = {"trial": trial.id, **{k: _cell(v) for k, v in values.items()}, "status": record["status"],
            "error": record.get("error", ""), "wall_seconds": _nan(record.get("wall_seconds"))}
-    row.update({k: _nan(v) for k, v in record.get("metrics", {}).items()})
+    row.update({k: _nan(v) for k, v in (record.get("row") or {}).items()})
     return row
 
 
@@ -254,26 +274,23 @@ def _nan(v: Any) -> Any:
     return math.nan if v is None else v
 
 
-def _write_results(config: SweepConfig, out: Path, rows: list[dict[str, Any]]) -> None:
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    table = {c: [r.get(c, math.nan) if c not in ("status", "error") else r.get(c, "") for r in rows]
-             for c in columns}
-    sio.atomic_write_text(out / "results.csv", to_csv(table))
-    sio.atomic_write_json(out / "results.json", {"columns": columns, "rows": [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows]})
-    figures = _plots(config, out, rows)
-    _write_report(config, out, rows, figures)
+def _write_results(config: SweepConfig, out: Path, rows: list[dict[str, Any]], keys: list[str]) -> None:
+    columns = tables.columns_of(rows)
+    tables.write_csv(out / "results.csv", rows, columns)
+    tables.write_json(out / "results.json", {"columns": columns, "rows": rows})
+    figures = _plots(config, out, rows, keys)
+    _write_report(config, out, rows, figures, keys)
 
 
-def _plots(config: SweepConfig, out: Path, rows: list[dict[str, Any]]) -> list[str]:
+def _plots(config: SweepConfig, out: Path, rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
     """metric vs each swept numeric parameter with more than one value, one line per variant."""
     from synthsae.experiments import plots
     from synthsae.plots import save_png
 
     ok = [r for r in rows if r["status"] == "ok"]
-    variant = "sae.variant" if "sae.variant" in config.swept_keys() else None
+    variant = "sae.variant" if "sae.variant" in keys else None
     names = []
-    for param in config.swept_keys():
+    for param in keys:
         values = {r.get(param) for r in ok}
         if param == "sae.variant" or len(values) < 2:
             continue
@@ -301,10 +318,11 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text)
 
 
-def _write_report(config: SweepConfig, out: Path, rows: list[dict[str, Any]], figures: list[str]) -> None:
-    from synthsae.experiments.run import HEADLINE, _fmt
+def _write_report(config: SweepConfig, out: Path, rows: list[dict[str, Any]], figures: list[str],
+                  keys: list[str]) -> None:
+    from synthsae.experiments.run import HEADLINE
 
-    keys = config.swept_keys()
+    _fmt = tables.fmt
     head = ["trial"] + keys + ["status"] + [t for t, _ in HEADLINE]
     lines = [f"# Sweep: {config.experiment.name}", "",
              f"{len(rows)} trials ({sum(r['status'] == 'ok' for r in rows)} ok, "

@@ -29,12 +29,13 @@ from synthsae.sae.frozen import (
 )
 from synthsae.sae.lista import LISTAConfig, LISTASAE
 from synthsae.sae.matching_pursuit import MatchingPursuitConfig, MatchingPursuitSAE
-from synthsae.sae.train import TrainHistory, batch_seed, train
+from synthsae.sae.train import TrainHistory, TrainSettings, batch_seed, train
 
 __all__ = [
-    "SAE", "SAEConfig", "TrainOutput", "TrainHistory", "available", "make", "train", "batch_seed",
+    "SAE", "SAEConfig", "TrainOutput", "TrainHistory", "TrainSettings", "available", "make", "train", "batch_seed",
     "ReluL1Config", "GatedConfig", "TopKConfig", "BatchTopKConfig", "JumpReLUConfig", "MatryoshkaConfig",
     "AENConfig", "FrozenDecoderConfig", "SoftFrozenDecoderConfig", "FrozenEncoderConfig", "LISTAConfig",
+    "MatchingPursuitConfig",
     "ReluL1SAE", "GatedSAE", "TopKSAE", "BatchTopKSAE", "JumpReLUSAE", "MatryoshkaSAE", "AENSAE",
-    "FrozenDecoderSAE", "SoftFrozenDecoderSAE", "FrozenEncoderSAE", "LISTASAE",
+    "FrozenDecoderSAE", "SoftFrozenDecoderSAE", "FrozenEncoderSAE", "LISTASAE", "MatchingPursuitSAE",
 ]

@@ -73,6 +73,7 @@ class AENSAE(SAE):
     """Adaptive elastic-net SAE. See module docstring. Buffer `ema` (m,) holds ema_j."""
 
     config: AENConfig
+    sparsity_terms = {"l1": "l1_coefficient"}  # loss term -> its coefficient (what train(target_l0=) adapts)
 
     def __init__(self, config: AENConfig):
         super().__init__(config)

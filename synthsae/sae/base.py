@@ -34,7 +34,8 @@ from torch import nn
 from synthsae import io
 from synthsae._rng import generator, resolve_device
 from synthsae.config import Config
-from synthsae.errors import require
+from synthsae.errors import ConfigError, require
+from synthsae.memory import check_sae_memory
 from synthsae.registry import Registry
 from synthsae.sae import common, fused, sparse
 
@@ -43,6 +44,7 @@ SAES: Registry[type["SAE"]] = Registry("SAE variant")
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+DIGEST_KEY = "weights_sha256"  # in config.json: the sha256 of model.safetensors (see SAE.save)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +188,7 @@ class SAE(nn.Module):
                 "wrong config class", self.config_class.__name__)
         self.config = config
         d, m = config.d, config.m
+        check_sae_memory(d, m, type(self).__name__, torch.empty((), dtype=torch.get_default_dtype()).element_size())
         W_dec = common.random_unit_rows(m, d, generator(config.seed))
         self.W_dec = nn.Parameter(W_dec)
         # encoder = decoder^T (Gao et al. 2024), stored row-major like every other tensor
@@ -283,26 +286,52 @@ class SAE(nn.Module):
         if not isinstance(x, torch.Tensor):
             x = torch.as_tensor(x)
         if x.dim() != 2 or x.shape[1] != self.config.d:
-            raise ValueError(
+            raise ConfigError(
                 f"x has shape {tuple(x.shape)}: expected (n, {self.config.d}) for this SAE with d = {self.config.d}."
             )
         return x.to(device=self.W_dec.device, dtype=self.W_dec.dtype)
 
     # ---- save / load --------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
-        """Write `config.json` and `model.safetensors` (parameters and buffers) into `directory`."""
-        directory = Path(directory)
-        io.atomic_write_json(directory / CONFIG_FILE, self.config.to_dict())
-        io.save_tensors(directory / WEIGHTS_FILE, self.state_dict(), metadata={"variant": self.name})
+        """Write `model.safetensors` (parameters and buffers) then `config.json` into `directory`.
+
+        config.json records the weights' sha256 (`weights_sha256`), so `load` refuses a folder whose two
+        files do not belong together (a save interrupted between them, a file copied from elsewhere)."""
+        directory = io.make_folder(directory)
+        _, digest = io.save_tensors_digest(directory / WEIGHTS_FILE, self.state_dict(), metadata={"variant": self.name})
+        io.atomic_write_json(directory / CONFIG_FILE, {**self.config.to_dict(), DIGEST_KEY: digest})
         return directory
 
     @staticmethod
     def load(directory: str | Path, device: str | torch.device | None = None) -> "SAE":
-        """Rebuild an SAE saved with `save`; the variant is read from the config's "kind"."""
+        """Rebuild an SAE saved with `save`; the variant is read from the config's "kind".
+
+        Verified: the weights' digest against config.json, the variant recorded with the weights against
+        the config's kind, the tensors' names and shapes, and that every float is finite."""
+        from synthsae.errors import fail as io_fail  # local: keeps this method's change self-contained
+
         directory = Path(directory)
-        config = SAEConfig.from_dict(io.read_json(directory / CONFIG_FILE), path=str(directory / CONFIG_FILE))
+        config_file, weights_file = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        data = io.read_json(config_file)
+        recorded = data.pop(DIGEST_KEY, None) if isinstance(data, dict) else None
+        config = SAEConfig.from_dict(data, path=str(config_file))
+        saved = io.read_tensor_file(weights_file)
+        variant = saved.metadata.get("variant")
+        if variant is not None and variant != config.kind:
+            io_fail(f"{config_file}: kind", config.kind, f"{weights_file} holds the weights of a {variant!r} SAE",
+                    f"kind = {variant!r} (the variant the weights were trained as)")
+        for key, value in saved.tensors.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                io_fail(f"{weights_file}: {key}", f"{int((~torch.isfinite(value)).sum())} NaN/inf entries",
+                        "a model with non-finite weights or state gives NaN codes", "finite values (retrain, or "
+                        "load an earlier checkpoint)")
         sae = SAES.get(config.kind)(config)
-        sae.load_state(io.load_tensors(directory / WEIGHTS_FILE), source=str(directory / WEIGHTS_FILE))
+        sae.load_state(saved.tensors, source=str(weights_file))
+        # last, so that the specific errors above (variant, shapes) win when they apply
+        if recorded is not None and recorded != saved.sha256:
+            io_fail(f"{config_file}: {DIGEST_KEY}", recorded, f"{weights_file} has digest {saved.sha256}, so the "
+                    "two files were not written by the same save (interrupted save, copied or edited file)",
+                    "a folder written by one SAE.save (save the SAE again)")
         return sae.to(resolve_device(device))
 
     def load_state(self, tensors: dict[str, torch.Tensor], source: str) -> None:
@@ -311,10 +340,10 @@ class SAE(nn.Module):
         missing = sorted(set(own) - set(tensors))
         extra = sorted(set(tensors) - set(own))
         if missing or extra:
-            raise ValueError(f"{source} does not match a {self.name!r} SAE: missing {missing}, unexpected {extra}")
+            raise ConfigError(f"{source} does not match a {self.name!r} SAE: missing {missing}, unexpected {extra}")
         for k, v in own.items():
             if tensors[k].shape != v.shape or tensors[k].dtype != v.dtype:
-                raise ValueError(
+                raise ConfigError(
                     f"{source}: tensor {k!r} has shape {tuple(tensors[k].shape)} {tensors[k].dtype}, "
                     f"expected {tuple(v.shape)} {v.dtype} for config {self.config.to_dict()}"
                 )

@@ -46,6 +46,7 @@ class GatedSAE(SAE):
     """Gated SAE (Rajamanoharan et al. 2024). See module docstring. `b_enc` is the gate bias."""
 
     config: GatedConfig
+    sparsity_terms = {"l1": "l1_coefficient"}  # loss term -> its coefficient (what train(target_l0=) adapts)
 
     def __init__(self, config: GatedConfig):
         super().__init__(config)

@@ -94,6 +94,7 @@ class JumpReLUSAE(SAE):
     """JumpReLU SAE (Rajamanoharan et al. 2024). See module docstring."""
 
     config: JumpReLUConfig
+    sparsity_terms = {"l0": "l0_coefficient"}  # loss term -> its coefficient (what train(target_l0=) adapts)
 
     def __init__(self, config: JumpReLUConfig):
         super().__init__(config)

@@ -52,6 +52,7 @@ class LISTASAE(SAE):
     """LISTA encoder SAE (Gregor & LeCun 2010). See module docstring."""
 
     config: LISTAConfig
+    sparsity_terms = {"l1": "l1_coefficient"}  # loss term -> its coefficient (what train(target_l0=) adapts)
 
     def __init__(self, config: LISTAConfig):
         super().__init__(config)

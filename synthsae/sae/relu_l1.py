@@ -39,6 +39,7 @@ class ReluL1SAE(SAE):
     """ReLU + l1 SAE (Bricken et al. 2023; Anthropic April 2024 update). See module docstring."""
 
     config: ReluL1Config
+    sparsity_terms = {"l1": "l1_coefficient"}  # loss term -> its coefficient (what train(target_l0=) adapts)
 
     @property
     def unit_norm_decoder(self) -> bool:

@@ -36,6 +36,10 @@ class Correlation(Config):
         """(F (m, r), diag (m,)) float64 with C = F F^T + diag(diag) and unit diagonal."""
         raise NotImplementedError  # pragma: no cover
 
+    def build_bytes(self, m: int) -> int:
+        """Estimated peak bytes of `factors` (checked before building; see `synthsae.world.memory`)."""
+        return 16 * m
+
 
 @CORRELATIONS.register("full")
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +54,15 @@ class Full(Correlation):
     kind = "full"
     matrix: tuple[tuple[float, ...], ...] = ()
     repair: bool = False
+
+    def validate(self):
+        n = len(self.matrix)
+        for i, row in enumerate(self.matrix):
+            require(len(row) == n, f"correlation(full).matrix[{i}]", f"a row of {len(row)} values",
+                    f"a correlation matrix is square: the matrix has {n} rows", f"{n} values in every row")
+
+    def build_bytes(self, m):
+        return 8 * m * m * 5  # C, its eigenvectors and the factor, plus eigh's workspace
 
     def factors(self, m, generator):
         C = torch.tensor(self.matrix, dtype=torch.float64)
@@ -161,6 +174,9 @@ class Block(Correlation):
         require(0.0 <= self.rho <= 1.0, "correlation(block).rho", self.rho,
                 "this structure supports non-negative within-block correlation", "a float in [0, 1] (or 'full')")
 
+    def build_bytes(self, m):
+        return 8 * m * (-(-m // self.size) + 2)  # F is stored dense: m x (number of blocks)
+
     def factors(self, m, generator):
         n_blocks = -(-m // self.size)
         F = torch.zeros(m, n_blocks, dtype=torch.float64)
@@ -184,6 +200,9 @@ class LowRank(Correlation):
     def validate(self):
         require(self.rank >= 1, "correlation(low_rank).rank", self.rank, "rank must be positive", "an int >= 1")
         require(self.scale >= 0, "correlation(low_rank).scale", self.scale, "must be non-negative", "a float >= 0")
+
+    def build_bytes(self, m):
+        return 8 * m * (2 * self.rank + 2)
 
     def factors(self, m, generator):
         F = self.scale * torch.randn(m, self.rank, generator=generator, dtype=torch.float64)

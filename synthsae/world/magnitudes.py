@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 import torch
 
@@ -29,6 +30,22 @@ Param = float | Profile
 @dataclasses.dataclass(frozen=True)
 class Magnitudes(Config):
     family = MAGNITUDES
+    # Parameters that must be > 0 (the others must be >= 0), as `prepare` enforces when it builds them.
+    positive: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def parameters(cls) -> tuple[str, ...]:
+        """The names of the per-feature parameter tensors (`prepare`'s keys): the law's fields."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def check_parameters(cls, params: dict[str, torch.Tensor]) -> tuple[str, str, str] | None:
+        """(key, why, expected) for the first invalid prepared parameter, or None (used on loaded worlds)."""
+        for key in cls.parameters():
+            low = 1e-300 if key in cls.positive else 0.0
+            if not bool((params[key] >= low).all()):
+                return key, f"a value below {low:g}", f"values >= {low:g}" if low == 0 else "values > 0"
+        return None
 
     def prepare(self, m: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Per-feature parameter tensors (m,) float64, validated."""
@@ -64,6 +81,7 @@ class ConstantMagnitude(Magnitudes):
     """Always `value`."""
 
     kind = "constant"
+    positive = ("value",)
     value: Param = 1.0
 
     def prepare(self, m, generator):
@@ -84,6 +102,7 @@ class Uniform(Magnitudes):
     """U[low, high] (AEN-SAE setup: U[1, 3])."""
 
     kind = "uniform"
+    positive = ("low",)
     low: Param = 1.0
     high: Param = 3.0
 
@@ -92,6 +111,12 @@ class Uniform(Magnitudes):
         high = resolve(self.high, m, generator, "magnitudes(uniform).high")
         require(bool((high >= low).all()), "magnitudes(uniform).high", self.high, "below low", "high >= low")
         return {"low": low, "high": high}
+
+    @classmethod
+    def check_parameters(cls, params):
+        if not bool((params["high"] >= params["low"]).all()):
+            return "high", "below low for some feature", "high >= low"
+        return super().check_parameters(params)
 
     @staticmethod
     def sample(params, cols, generator):
@@ -109,6 +134,7 @@ class LogNormal(Magnitudes):
     """mean * exp(sigma * eps - sigma^2 / 2), eps ~ N(0, 1): log-normal with the given mean."""
 
     kind = "lognormal"
+    positive = ("mean",)
     mean: Param = 1.0
     sigma: Param = 0.5
 
@@ -186,6 +212,7 @@ class Exponential(Magnitudes):
     """Exponential with the given mean."""
 
     kind = "exponential"
+    positive = ("mean",)
     mean: Param = 1.0
 
     def prepare(self, m, generator):

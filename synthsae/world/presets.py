@@ -7,7 +7,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 
-from synthsae.errors import unknown_name
+from synthsae.errors import ConfigError, unknown_name
 from synthsae.registry import Registry
 from synthsae.world.correlation import LowRank
 from synthsae.world.firing import Constant, ExactlyK, LinearLaw, Zipf
@@ -91,7 +91,7 @@ def preset_config(name: str, **overrides) -> WorldConfig:
     fields = {f.name for f in dataclasses.fields(WorldConfig)}
     unknown = set(overrides) - options - fields
     if unknown:
-        raise ValueError(f"World.preset({name!r}): unknown override(s) {sorted(unknown)}. "
+        raise ConfigError(f"World.preset({name!r}): unknown override(s) {sorted(unknown)}. "
                          f"Preset options: {sorted(options) or 'none'}; WorldConfig fields: {sorted(fields)}.")
     config = build(**{k: v for k, v in overrides.items() if k in options})
     rest = {k: v for k, v in overrides.items() if k not in options}

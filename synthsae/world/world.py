@@ -9,6 +9,7 @@ Convention: atoms are the rows of `world.dictionary` (m, d); x = z D + bias + no
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import torch
 from synthsae._rng import Seed, generator, resolve_device
 from synthsae.config import Config
 from synthsae.errors import fail, require
-from synthsae.io import atomic_write_json, load_tensors, read_json, save_tensors
+from synthsae.io import atomic_write_json, make_folder, read_json, read_tensor_file, save_tensors_digest
 from synthsae.world.codes import Batch, SparseCodes
 from synthsae.world.correlation import Correlation
 from synthsae.world.device_sampler import device_generator, sample_on_device, uses_device_sampler
@@ -27,10 +28,14 @@ from synthsae.world.geometry.given import Given, check_dictionary
 from synthsae.world.hierarchy import (Forest, HierarchyConfig, base_probabilities, build_forest, top_down_copula_events,
                                       top_down_events, top_down_plan)
 from synthsae.world.magnitudes import ConstantMagnitude, Magnitudes
+from synthsae.world.memory import check_probability_memory, check_sample_memory, check_world_memory
 from synthsae.world.noise import Noise
 from synthsae.world.sampler import copula_events, exactly_k_events, independent_events, make_bands, probit, sphere
+from synthsae.world.verify import check_state
 
 FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+TENSORS_FILE = "world.safetensors"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +57,12 @@ class WorldConfig(Config):
         require(isinstance(self.m, int) and self.m >= 1, "world.m", self.m, "a world needs at least one feature", "an int >= 1")
         require(isinstance(self.seed, int) and self.seed >= 0, "world.seed", self.seed, "seeds are non-negative ints", "an int >= 0")
         self.dictionary.check_shape(self.m, self.d)
+        check_probability_memory(self.m)  # before the (m,) vector below is allocated
         self.firing.probabilities(self.m)  # raises for k > m, wrong vector length, ...
+        matrix = getattr(self.correlation, "matrix", None)
+        if matrix is not None and len(matrix) != self.m:
+            fail("world.correlation.matrix", f"{len(matrix)} x {len(matrix)}", "the copula needs one row and "
+                 f"column per feature", f"an m x m = {self.m} x {self.m} matrix")
         if isinstance(self.firing, ExactlyK) and (self.correlation is not None or self.hierarchy is not None):
             fail("world.firing", "exactly_k", "exactly-k firing fixes the count per sample, which correlation and "
                  "hierarchy would change", "exactly_k without correlation/hierarchy, or a probability law")
@@ -78,7 +88,11 @@ class World:
         self.config = config
         self._device_cache: dict = {}
         self._coherence: float | None = None
+        if _state is None:
+            check_world_memory(config)  # refuse absurd sizes before allocating anything
         state = _state if _state is not None else self._build(dictionary)
+        if _state is None:  # a bug in a builder must not surface as NaN samples
+            check_state(config, state, "World(config) built part")
         self._state = state
         m = config.m
         self.dictionary = state["dictionary"]
@@ -238,6 +252,8 @@ class World:
         if uses_device_sampler(sampler, dev):
             return sample_on_device(self, n, seed, dev, dtype)
         gen = generator(seed)
+        if isinstance(n, int) and not isinstance(n, bool):
+            check_sample_memory(self, n)
         codes = self.sample_codes(n, gen).to(dev, dtype)
         x = codes.matmul(self._on(dev, dtype), add=self._state_on("bias", dev, dtype))
         if self.noise_std > 0:
@@ -307,33 +323,65 @@ class World:
 
     # ---- persistence -----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write `config.json` and `world.safetensors` into folder `path` (atomically, no pickle)."""
-        path = Path(path)
-        save_tensors(path / "world.safetensors", self._state, metadata={"format_version": str(FORMAT_VERSION)})
-        atomic_write_json(path / "config.json", {"format_version": FORMAT_VERSION, "world": self.config.to_dict()})
+        """Write `world.safetensors` then `config.json` into folder `path` (each atomically, no pickle).
+
+        The tensors file carries the config it was built with (metadata), and config.json records the
+        tensors' sha256, so `load` refuses a folder whose two files do not belong together (a save
+        interrupted between them, a file copied from another world, a hand-edited config)."""
+        path = make_folder(path)
+        config_text = json.dumps(self.config.to_dict(), sort_keys=True)
+        _, digest = save_tensors_digest(path / TENSORS_FILE, self._state, metadata={
+            "format_version": str(FORMAT_VERSION), "world": config_text})
+        atomic_write_json(path / CONFIG_FILE, {"format_version": FORMAT_VERSION, "world": self.config.to_dict(),
+                                               "tensors_sha256": digest})
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "World":
-        """Load a world saved by `save`; it draws the same samples for the same seed."""
+        """Load a world saved by `save`; it draws the same samples for the same seed.
+
+        Verified before anything is used: the tensors' digest against config.json, config.json against
+        the config the tensors were built with (an edited field is refused, naming it: a changed world
+        must be rebuilt, `World(WorldConfig.load(...))`), and the tensors themselves (`from_state`)."""
         path = Path(path)
-        meta = read_json(path / "config.json")
+        config_file, tensors_file = path / CONFIG_FILE, path / TENSORS_FILE
+        meta = read_json(config_file)
         if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION or "world" not in meta:
-            fail(str(path / "config.json"), meta.get("format_version") if isinstance(meta, dict) else meta,
+            fail(str(config_file), meta.get("format_version") if isinstance(meta, dict) else meta,
                  "not a synthsae world folder of a supported format", f"format_version {FORMAT_VERSION}")
-        config = WorldConfig.from_dict(meta["world"])
-        state = load_tensors(path / "world.safetensors")
-        if "dictionary" not in state or tuple(state["dictionary"].shape) != (config.m, config.d):
-            fail(str(path / "world.safetensors"), "its dictionary", "does not match the saved config",
-                 f"a ({config.m}, {config.d}) dictionary")
-        return cls.from_state(config, state)
+        config = WorldConfig.from_dict(meta["world"], path=f"{config_file}: world")
+        saved = read_tensor_file(tensors_file)
+        built_with = saved.metadata.get("world")
+        if built_with is not None:
+            try:
+                original = WorldConfig.from_dict(json.loads(built_with))
+            except (ValueError, TypeError):
+                fail(f"{tensors_file}: metadata 'world'", built_with, "not a readable world config",
+                     "the metadata World.save writes")
+            diff = _first_difference(original.to_dict(), config.to_dict(), "world")
+            if diff is not None:
+                where, before, after = diff
+                fail(f"{config_file}: {where}", after, f"the tensors in {TENSORS_FILE} were built with {where} = "
+                     f"{before!r} (config.json was edited, or the files come from different saves), and loading them "
+                     "under this config would report one world and sample another", f"{before!r} (the value the "
+                     "tensors were built with); for a changed world build it anew, World(WorldConfig.load(...)), "
+                     "and save that")
+        world = cls.from_state(config, saved.tensors, _source=str(tensors_file))
+        # last, so that the specific errors above name the field when one applies
+        recorded = meta.get("tensors_sha256")
+        if recorded is not None and recorded != saved.sha256:
+            fail(f"{config_file}: tensors_sha256", recorded, f"{tensors_file} has digest {saved.sha256}, so the two "
+                 "files were not written by the same save (interrupted save, copied or edited file)",
+                 "a folder written by one World.save (save the world again)")
+        return world
 
     def state(self) -> dict[str, torch.Tensor]:
         """The world's built parts (what `save` writes; see `from_state` for the keys), a shallow copy."""
         return dict(self._state)
 
     @classmethod
-    def from_state(cls, config: WorldConfig, state: dict[str, torch.Tensor]) -> "World":
+    def from_state(cls, config: WorldConfig, state: dict[str, torch.Tensor], *,
+                   _source: str = "World.from_state(state)") -> "World":
         """A world from its config and its built parts, without building or drawing anything.
 
         For worlds whose parts come from elsewhere (e.g. `synthsae.interop.world_from_saelens`) and for
@@ -345,45 +393,14 @@ class World:
           with config.hierarchy: parents (m,) long (-1: no parent), level (m,) long, exclusive (m,) bool;
           with config.correlation: corr_factor (m, r) and corr_diag (m,), C = F F^T + diag(corr_diag);
           optional: groups (m,) long and tied () for subspace groups; info.<name> () facts for `describe`.
-        A missing or mis-shaped entry raises ValueError naming it.
+        Everything is verified (`synthsae.world.verify.check_state`): a missing, mis-shaped or non-finite
+        entry, a non-unit atom, a negative noise std, a hierarchy that is not a forest, or a part that
+        disagrees with the config raises ValueError naming it.
         """
         if not isinstance(config, WorldConfig):
             fail("World.from_state(config)", type(config).__name__, "a World is built from a WorldConfig",
                  "a WorldConfig")
-        require(isinstance(state, dict), "World.from_state(state)", type(state).__name__,
-                "the built parts are a dict of tensors", "a dict[str, torch.Tensor] (e.g. world.state())")
-        m, d = config.m, config.d
-        shapes = {"dictionary": (m, d), "bias": (d,), "noise_std": (), "q": (m,), "marginal": (m,)}
-        if config.hierarchy is not None:
-            shapes.update(parents=(m,), level=(m,), exclusive=(m,))
-        if config.correlation is not None:
-            shapes.update(corr_factor=(m, None), corr_diag=(m,))
-        for key, shape in shapes.items():
-            value = state.get(key)
-            ok = isinstance(value, torch.Tensor) and value.dim() == len(shape) and all(
-                want is None or have == want for have, want in zip(value.shape, shape))
-            require(ok, f"World.from_state(state)[{key!r}]", "missing" if value is None else
-                    (tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__),
-                    "a required part is missing or has the wrong shape",
-                    f"a tensor of shape {tuple('r' if s is None else s for s in shape)}")
-        for key in ("q", "marginal"):
-            v = state[key]
-            require(bool(((v >= 0) & (v <= 1)).all()), f"World.from_state(state)[{key!r}]", "values outside [0, 1]",
-                    "these are probabilities", "values in [0, 1]")
-        norms = state["dictionary"].double().norm(dim=1)
-        bad = (norms - 1).abs() > 1e-4
-        if bool(bad.any()):
-            j = int(bad.nonzero()[0])
-            fail("World.from_state(state)['dictionary']", f"row {j} with norm {float(norms[j]):.6g}",
-                 "atoms are unit norm", "unit-norm rows")
-        mag = {k[4:]: v for k, v in state.items() if k.startswith("mag.")}
-        try:
-            means = type(config.magnitudes).means(mag)
-        except KeyError as err:
-            fail("World.from_state(state)", f"no 'mag.{err.args[0]}'", f"config.magnitudes "
-                 f"({config.magnitudes.kind}) needs its per-feature parameters", f"a (m,) tensor 'mag.{err.args[0]}'")
-        require(tuple(means.shape) == (m,), "World.from_state(state)['mag.*']", tuple(means.shape),
-                "magnitude parameters are per feature", f"tensors of shape ({m},)")
+        check_state(config, state, _source)  # shapes, dtypes, finiteness, ranges, forest, config agreement
         return cls(config, _state=dict(state))
 
     @classmethod
@@ -393,3 +410,20 @@ class World:
         from synthsae.world.presets import preset_config
 
         return cls(preset_config(name, **overrides))
+
+
+def _first_difference(a, b, where: str):
+    """(path, a's value, b's value) of the first leaf where two plain config dicts differ, or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            diff = _first_difference(a.get(key), b.get(key), f"{where}.{key}")
+            if diff is not None:
+                return diff
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            diff = _first_difference(x, y, f"{where}[{i}]")
+            if diff is not None:
+                return diff
+        return None
+    return None if a == b else (where, a, b)

@@ -70,3 +70,36 @@ def test_killed_run_resumes_exactly(tmp_path, tiny_config, without_timing, monke
     resumed = run_experiment(config, tmp_path / "killed", progress=False)
     assert min(steps) == 4  # continued from the checkpoint at step 4 of 8, not from scratch
     assert without_timing(resumed.rows) == without_timing(reference.rows)
+
+
+def test_a_blow_up_names_the_sae(tmp_path, tiny_config):
+    config = tiny_config(saes=[{"variant": "topk", "m": 32, "k": 4},
+                               {"variant": "relu_l1", "label": "wild", "m": 32, "l1_coefficient": 3e-3}])
+    config = config.with_overrides({"train.lr": 1e30})
+    with pytest.raises(FloatingPointError, match=r"SAE 'topk' \(topk\): training stopped at step"):
+        run_experiment(config, tmp_path / "x", progress=False)
+    labelled = tiny_config(saes=[{"variant": "relu_l1", "label": "wild", "m": 32, "l1_coefficient": 3e-3}])
+    with pytest.raises(FloatingPointError, match=r"SAE 'wild' \(relu_l1\)"):
+        run_experiment(labelled.with_overrides({"train.lr": 1e30}), tmp_path / "y", progress=False)
+
+
+def test_train_seconds_count_every_segment_of_a_resumed_run(tmp_path, tiny_config, monkeypatch):
+    import time
+
+    config = tiny_config(saes=[{"variant": "relu_l1", "m": 32, "l1_coefficient": 3e-3}])
+    real_train = train_module.train
+
+    def slow_then_killed(sae, world, n_samples, batch_size, **kwargs):
+        time.sleep(1.5)  # a slow first segment, saved by the checkpoint at the half
+        real_train(sae, world, n_samples // 2, batch_size, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train", slow_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, tmp_path / "k", progress=False)
+    monkeypatch.setattr(train_module, "train", real_train)
+    t0 = time.perf_counter()
+    resumed = run_experiment(config, tmp_path / "k", progress=False)
+    second_segment = time.perf_counter() - t0
+    assert resumed.rows[0]["train_seconds"] >= 1.5
+    assert second_segment < 1.5 or resumed.rows[0]["train_seconds"] > second_segment  # not just this segment

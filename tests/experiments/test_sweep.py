@@ -10,7 +10,7 @@ from synthsae.experiments.executors import EXECUTORS
 from synthsae.experiments.sweep import SweepConfig, run_sweep
 
 pytestmark = pytest.mark.slow
-serial_module = importlib.import_module("synthsae.experiments.executors.serial")
+cells_module = importlib.import_module("synthsae.experiments.cells")
 
 
 @pytest.fixture
@@ -48,34 +48,34 @@ def test_local_and_serial_executors_agree_failures_are_recorded_and_resume_skips
 
     # resume: finished trials (ok or failed) are skipped -- here the executor must not run anything
     calls = []
-    monkeypatch.setattr(serial_module, "run_trial", lambda *a: calls.append(a))
+    monkeypatch.setattr(cells_module, "execute", lambda *a, **k: calls.append(a))
     run_sweep(sweep_config, tmp_path / "serial", executor="serial", progress=False)
     assert calls == [] and _table(tmp_path / "serial") == table
 
 
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, sweep_config, monkeypatch):
-    real = serial_module.run_trial
+    real = cells_module.execute
     ran = []
 
-    def killed_after_one(config, out_dir, device):
+    def killed_after_one(task, **kw):
         if ran:
             raise KeyboardInterrupt  # Ctrl-C during the second trial
-        ran.append(out_dir)
-        return real(config, out_dir, device)
+        ran.append(task.out_dir)
+        return real(task, **kw)
 
-    monkeypatch.setattr(serial_module, "run_trial", killed_after_one)
+    monkeypatch.setattr(cells_module, "execute", killed_after_one)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(sweep_config, tmp_path / "s", executor="serial", progress=False)
     assert len(ran) == 1 and not (tmp_path / "s" / "results.csv").exists()
 
     rerun = []
-    monkeypatch.setattr(serial_module, "run_trial", lambda c, o, d: rerun.append(o) or real(c, o, d))
+    monkeypatch.setattr(cells_module, "execute", lambda t, **kw: rerun.append(t.out_dir) or real(t, **kw))
     result = run_sweep(sweep_config, tmp_path / "s", executor="serial", progress=False)
     assert ran[0] not in rerun and len(rerun) == 2  # the finished trial was skipped
     assert [r["status"] for r in result.rows] == ["ok", "ok", "failed"]
     # --retry-failed reruns only the failed trial
     again = []
-    monkeypatch.setattr(serial_module, "run_trial", lambda c, o, d: again.append(o) or real(c, o, d))
+    monkeypatch.setattr(cells_module, "execute", lambda t, **kw: again.append(t.out_dir) or real(t, **kw))
     run_sweep(sweep_config, tmp_path / "s", executor="serial", retry_failed=True, progress=False)
     assert len(again) == 1 and again[0].endswith(result.rows[2]["trial"])
 

@@ -9,6 +9,7 @@ import torch
 
 from synthsae.sae import TrainHistory, batch_seed, make, train
 from synthsae.sae.train import CHECKPOINT_FILE
+from synthsae.world import World
 
 
 def states_equal(a, b):
@@ -50,8 +51,9 @@ def test_batches_are_drawn_with_per_step_seeds(small_world):
 
     small_world.sample = spy
     train(make("topk", 16, 32, k=3), small_world, 64 * 4, 64, seed=7, init_b_dec=None, progress=False)
-    assert seen == [batch_seed(7, t) for t in range(4)]
-    assert len(set(seen)) == 4 and batch_seed(7, 0) != batch_seed(8, 0)
+    probe, steps = seen[0], seen[1:]  # the held-out convergence probe set is drawn first, then one batch a step
+    assert steps == [batch_seed(7, t) for t in range(4)]
+    assert len(set(seen)) == 5 and batch_seed(7, 0) != batch_seed(8, 0)
 
 
 @pytest.mark.parametrize("name", ["topk", "aen", "batchtopk", "jumprelu"])
@@ -86,7 +88,7 @@ def test_resume_after_a_crash_with_lr_schedule(make_world, tmp_path):
     orig = crashing.sample
 
     def sample(n, seed=0, device=None, dtype=torch.float32):
-        if crashing.calls >= 12:  # crash while drawing step 11's batch (after the init batch)
+        if crashing.calls >= 13:  # crash while drawing step 11's batch (after the init batch and the probe set)
             raise Crash("killed")
         return orig(n, seed=seed, device=device, dtype=dtype)
 
@@ -211,18 +213,10 @@ def test_b_dec_initialization(make_world):
             assert not torch.allclose(sae.b_dec.detach(), x0_mean)
 
 
-def _toy_world():
-    try:
-        from synthsae.world import World
-    except ImportError:
-        pytest.skip("synthsae.world.World is not available yet")
-    return World.preset("toy")
-
-
 @pytest.mark.parametrize("name", ["topk", "relu_l1"])
 def test_trains_on_the_toy_preset(name, tmp_path):
     """The real World contract: sample(n, seed=, device=, dtype=).x, d; resume still exact."""
-    world = _toy_world()
+    world = World.preset("toy")
     hp = {"k": 4} if name == "topk" else {}
     m = 2 * world.m
     kw = dict(batch_size=64, lr=3e-3, seed=0, progress=False, checkpoint_every=5)

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from synthsae.experiments.cells import Task
 from synthsae.registry import Registry
 
 
-@dataclasses.dataclass(frozen=True)
-class TrialTask:
-    """One trial to run: its id, its resolved experiment config (a plain dict, so it crosses process
-    boundaries without pickling any synthsae object), its output folder and the device."""
-
-    trial_id: str
-    config: dict[str, Any]
-    out_dir: str
-    device: str | None = None
+# A unit of work is a `synthsae.experiments.cells.Task` (a sweep trial, a recipe cell, ...).
+TrialTask = Task  # the name of earlier versions
 
 
 class Executor:
-    """Runs trials. `run(tasks, on_done)` returns when every task has finished (or failed) and calls
-    `on_done(task, record)` for each, in completion order, with the record `run_trial` returned
-    (or a failure record the executor made when the trial could not report, e.g. a crashed worker)."""
+    """Runs cells. `run(tasks, on_done)` returns when every task has finished (or failed) and calls
+    `on_done(task, record)` for each, in completion order, with the record `cells.execute` returned
+    (or a failure record the executor made when the cell could not report, e.g. a crashed worker).
+    Executors whose workers do not share the driver's filesystem run cells in a scratch folder and
+    return their files in the record; the driver writes them (`cells.store`)."""
 
     name = "base"
 
@@ -34,8 +29,11 @@ class Executor:
             raise ValueError(f"n_workers = {n_workers!r} is invalid: expected an int >= 1")
         self.n_workers = n_workers
 
-    def run(self, tasks: list[TrialTask], on_done: Callable[[TrialTask, dict], None]) -> None:  # pragma: no cover
+    def run(self, tasks: list[Task], on_done: Callable[[Task, dict], None]) -> None:  # pragma: no cover
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what `run` kept for the next call (worker processes, a Ray instance it started)."""
 
 
 EXECUTORS: Registry[type[Executor]] = Registry("sweep executor")

@@ -1,17 +1,22 @@
-"""`ray`: trials as tasks on a Ray cluster, for sweeps that outgrow one machine.
+"""`ray`: cells as tasks on a Ray cluster, for sweeps and recipes that outgrow one machine.
 
 Optional: `pip install synthsae[ray]`. `address=None` starts a local Ray instance with `n_workers`
 CPUs (default: all cores) and shuts it down afterwards; `address="auto"` or "ray://host:10001"
-joins an existing cluster (every node needs synthsae installed). Each trial asks for one CPU.
-Each trial writes its files into the sweep folder on the node that runs it, so on a multi-node
-cluster the output folder should be on a shared filesystem; the results table is complete either
-way, because each trial's result record also travels back to the driver.
+joins an existing cluster (every node needs synthsae installed). Each cell asks for one CPU.
+
+Workers do not share the driver's filesystem: each cell runs in a scratch folder on its node
+(removed afterwards), the files of the cells it reads travel to it as bytes, and its record comes
+back with every file it wrote; the driver writes them into the output folder. A cell killed with
+its node restarts from scratch on the next run (its checkpoints lived on that node).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+
+from synthsae.experiments import cells
 from synthsae.experiments.executors.base import Executor, register
-from synthsae.experiments.trial import failure_record, read_record, run_trial
 
 
 def import_ray():
@@ -25,6 +30,15 @@ def import_ray():
     return ray
 
 
+def run_remote(task: cells.Task, input_files: dict[str, dict[str, bytes]]) -> dict:
+    """On a worker: run `task` in a fresh scratch folder and return its record with its files."""
+    scratch = tempfile.mkdtemp(prefix="synthsae-cell-")
+    try:
+        return cells.execute(task, scratch=scratch, input_files=input_files)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 @register("ray")
 class RayExecutor(Executor):
     """Ray tasks; see module docstring. options: address (None = start a local instance)."""
@@ -36,14 +50,16 @@ class RayExecutor(Executor):
 
     def run(self, tasks, on_done) -> None:
         ray = import_ray()
-        started = False
         if not ray.is_initialized():
             kwargs = {"num_cpus": self.n_workers} if self.address is None else {}
             ray.init(address=self.address, include_dashboard=False, log_to_driver=False, **kwargs)
-            started = True
+            self._started = True
         try:
-            remote = ray.remote(num_cpus=1, max_retries=0)(run_trial)
-            refs = {remote.remote(t.config, t.out_dir, t.device): t for t in tasks}
+            remote = ray.remote(num_cpus=1, max_retries=0)(run_remote)
+            refs = {}
+            for t in tasks:
+                inputs = {k: cells.pack(folder) for k, folder in t.inputs.items()}
+                refs[remote.remote(t, inputs)] = t
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1)
                 for ref in done:
@@ -51,8 +67,14 @@ class RayExecutor(Executor):
                     try:
                         record = ray.get(ref)
                     except Exception as err:  # the task itself never raises: this is a lost worker/node
-                        record = read_record(task.out_dir) or failure_record(task, f"ray task failed: {err}")
+                        record = cells.failure_record(f"ray task failed: {err}")
                     on_done(task, record)
-        finally:
-            if started:
-                ray.shutdown()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Shut down the Ray instance `run` started (not a cluster or instance that was already running)."""
+        if getattr(self, "_started", False):
+            import_ray().shutdown()
+            self._started = False

@@ -6,8 +6,10 @@
     result.write(out_dir)
 """
 
-from synthsae.experiments.recipes.base import RECIPES, Check, Recipe, RecipeResult, register_recipe, verdict
+from synthsae.experiments.recipes.base import (RECIPES, Cell, CellResult, Check, Recipe, RecipeResult,
+                                               register_grid_recipe, register_recipe, verdict)
 # Importing the recipe modules registers them.
 from synthsae.experiments.recipes import absorption, amortization, e2e_finetune, sanity_baselines, shrinkage, stability, starvation, synthsaebench  # noqa: F401
 
-__all__ = ["RECIPES", "Check", "Recipe", "RecipeResult", "register_recipe", "verdict"]
+__all__ = ["RECIPES", "Cell", "CellResult", "Check", "Recipe", "RecipeResult", "register_grid_recipe", "register_recipe",
+           "verdict"]

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from typing import Any
-
-import torch
 
 from synthsae.errors import fail, require
 from synthsae.experiments.recipes import _common as C
-from synthsae.experiments.recipes.base import Check, RecipeResult, register_recipe, verdict
+from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
 from synthsae.sae.base import SAE_CONFIGS
 from synthsae.sae.topk import TopKConfig
+from synthsae.world.presets import preset_config
 
 KEYS = ("absorption.rate", "absorption.full_rate", "absorption.partial_rate", "absorption.parent_miss_rate",
         "reconstruction.explained_variance", "sparsity.l0", "recovery.mcc", "recovery.rate@0.8")
@@ -71,22 +69,30 @@ class AbsorptionConfig(C.RecipeConfig):
                    ks=(4,), m_sae=64, seeds=(0,))
 
 
-@register_recipe("absorption", AbsorptionConfig, "feature absorption on a hierarchy world: Matryoshka vs BatchTopK across L0")
-def run(config: AbsorptionConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
-    """Run the `absorption` recipe with `config` (a `AbsorptionConfig`) on `device`; returns its `RecipeResult`
-    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
+def _cells(cfg: AbsorptionConfig) -> list[Cell]:
+    return [Cell(f"{variant}-k{k}-seed{seed}", {"variant": variant, "k": k, "seed": seed})
+            for variant in cfg.variants for k in cfg.ks for seed in cfg.seeds]
+
+
+def _world(cfg: AbsorptionConfig, params: dict):
+    return preset_config(cfg.world, seed=cfg.world_seed)
+
+
+def _run_cell(cfg: AbsorptionConfig, cell: Cell, ctx) -> dict:
+    p = cell.params
+    world = ctx.world()
+    sae, _ = ctx.train(p["variant"], world, cfg.m_sae, {**cfg.options.get(p["variant"], {}), "k": p["k"]}, p["seed"])
+    rep = C.evaluate_sae(sae, world, cfg, metrics=("reconstruction", "recovery", "absorption"))
+    if "absorption" in rep.not_applicable:
+        raise ValueError(f"absorption recipe: {rep.not_applicable['absorption']} (world {cfg.world!r})")
+    return {"row": C.pick(rep, KEYS)}
+
+
+def _conclude(config: AbsorptionConfig, results: list[CellResult]) -> RecipeResult:
+    """The checks, tables and figures of the `absorption` recipe from its finished cells (see the
+    module docstring for what is measured and the verdict)."""
     cfg = config
-    world = C.make_world(cfg.world, cfg.world_seed)
-    runs = []
-    for variant in cfg.variants:
-        for k in cfg.ks:
-            for seed in cfg.seeds:
-                sae, _ = C.train_sae(variant, world, cfg.m_sae, {**cfg.options.get(variant, {}), "k": k}, cfg, seed,
-                                     device, progress)
-                rep = C.evaluate_sae(sae, world, cfg, metrics=("reconstruction", "recovery", "absorption"))
-                if "absorption" in rep.not_applicable:
-                    raise ValueError(f"absorption recipe: {rep.not_applicable['absorption']} (world {cfg.world!r})")
-                runs.append({"variant": variant, "k": k, "seed": seed, **C.pick(rep, KEYS)})
+    runs = [{**r.params, **r.row} for r in results]
     summary = []
     for variant in cfg.variants:
         for k in cfg.ks:
@@ -117,6 +123,11 @@ def run(config: AbsorptionConfig, out_dir: Path, device: torch.device, progress:
              "absorption; background claims 4-5).")
     return RecipeResult("absorption", cfg, claim, measured, verdict(checks), metrics,
                         {"runs": runs, "summary": summary}, figures, [], checks)
+
+
+RECIPE = register_grid_recipe(
+    "absorption", AbsorptionConfig, "feature absorption on a hierarchy world: Matryoshka vs BatchTopK across L0",
+    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)
 
 
 def _check_matched_l0(cfg: AbsorptionConfig, summary: list[dict]) -> Check:

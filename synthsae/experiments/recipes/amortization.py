@@ -15,15 +15,13 @@ smaller gap than the one-layer SAE at a majority of rho values.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-
-import torch
 from scipy.stats import spearmanr
 
 from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
-from synthsae.experiments.recipes.base import Check, RecipeResult, register_recipe, verdict
+from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
 from synthsae.world.firing import ExactlyK
+from synthsae.world.presets import preset_config
 
 KEYS = ("amortization.relative_objective_gap", "amortization.objective_gap", "amortization.support_f1",
         "amortization.code_error", "amortization.certified_fraction", "reconstruction.explained_variance",
@@ -83,22 +81,33 @@ class AmortizationConfig(C.RecipeConfig):
         return out
 
 
-@register_recipe("amortization", AmortizationConfig,
-                 "amortization gap: SAE vs LISTA(T) vs exact Lasso / elastic-net codes as dictionary coherence grows")
-def run(config: AmortizationConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
-    """Run the `amortization` recipe with `config` (a `AmortizationConfig`) on `device`; returns its `RecipeResult`
-    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
+def _cells(cfg: AmortizationConfig) -> list[Cell]:
+    return [Cell(f"rho{rho:g}-{label}", {"rho": rho, "kind": label, "variant": variant, "hyperparameters": hyper,
+                                          "lambda2": lam2})
+            for rho in cfg.rhos for label, variant, hyper, lam2 in cfg.kinds()]
+
+
+def _world(cfg: AmortizationConfig, params: dict):
+    return preset_config("aen-spiked", seed=cfg.world_seed, rho=params["rho"], d=cfg.world_d, m=cfg.world_m,
+                         firing=ExactlyK(k=cfg.active))
+
+
+def _run_cell(cfg: AmortizationConfig, cell: Cell, ctx) -> dict:
+    p = cell.params
+    world = ctx.world()
+    sae, _ = ctx.train(p["variant"], world, cfg.m_sae, p["hyperparameters"], cfg.seed)
+    rep = C.evaluate_sae(sae, world, cfg, metrics=("reconstruction", "recovery", "amortization"),
+                         amortization_l1=cfg.l1_coefficient * cfg.world_d / 2, amortization_l2=p["lambda2"],
+                         lipschitz_samples=cfg.amortization_samples)
+    return {"row": {"coherence": world.coherence(), **C.pick(rep, KEYS)}}
+
+
+def _conclude(config: AmortizationConfig, results: list[CellResult]) -> RecipeResult:
+    """The checks, tables and figures of `amortization` from its finished cells (see the module
+    docstring for what is measured and the verdict)."""
     cfg = config
     lam1 = cfg.l1_coefficient * cfg.world_d / 2
-    rows = []
-    for rho in cfg.rhos:
-        world = C.make_world("aen-spiked", cfg.world_seed, rho=rho, d=cfg.world_d, m=cfg.world_m,
-                             firing=ExactlyK(k=cfg.active))
-        for label, variant, hyper, lam2 in cfg.kinds():
-            sae, _ = C.train_sae(variant, world, cfg.m_sae, hyper, cfg, cfg.seed, device, progress)
-            rep = C.evaluate_sae(sae, world, cfg, metrics=("reconstruction", "recovery", "amortization"),
-                                 amortization_l1=lam1, amortization_l2=lam2, lipschitz_samples=cfg.amortization_samples)
-            rows.append({"kind": label, "rho": rho, "coherence": world.coherence(), **C.pick(rep, KEYS)})
+    rows = [{"kind": r.params["kind"], "rho": r.params["rho"], **r.row} for r in results]
     gap = "amortization.relative_objective_gap"
     series = {k[0]: [r for r in rows if r["kind"] == k[0]] for k in cfg.kinds()}
     sae_gaps = [r[gap] for r in series["sae"]]
@@ -137,3 +146,9 @@ def run(config: AmortizationConfig, out_dir: Path, device: torch.device, progres
              "(O'Neill et al. 2024 on the amortization gap of SAEs; arXiv 2605.05341 for the spiked worlds; background "
              "claim 2).")
     return RecipeResult("amortization", cfg, claim, measured, verdict(checks), metrics, {"points": rows}, figures, [], checks)
+
+
+RECIPE = register_grid_recipe(
+    "amortization", AmortizationConfig,
+    "amortization gap: SAE vs LISTA(T) vs exact Lasso / elastic-net codes as dictionary coherence grows",
+    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)

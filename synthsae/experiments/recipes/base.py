@@ -1,11 +1,18 @@
 """The recipe contract: a named, configurable experiment that tests one published claim.
 
 A recipe is a frozen `Config` subclass (its fields are the experiment's knobs, with defaults at the
-documented full scale and a `small()` classmethod giving a CI-sized variant) plus a function
+documented full scale and a `small()` classmethod giving a CI-sized variant) plus what to run and
+what to conclude, registered in `RECIPES`:
 
-    run(config, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult
+    register_grid_recipe(name, ConfigClass, "one-line description",
+                         cells=..., world=..., run_cell=..., conclude=...)
 
-registered in `RECIPES` with `@register_recipe(name, ConfigClass, "one-line description")`.
+declares a grid of `Cell`s that the experiment engine (`synthsae.experiments.engine`) runs,
+checkpoints, resumes and parallelizes, and a `conclude(config, results)` that turns the finished
+cells' rows into a `RecipeResult`. (A recipe may instead be one function
+`run(config, out_dir, device, progress) -> RecipeResult`, registered with `@register_recipe`; it
+neither resumes nor runs in parallel.)
+
 A result states the claim, what was measured and whether the claim held, and writes itself into a
 report folder (`report.md` embedding PNG plots, `metrics.json`, one CSV per table, `config.json`).
 
@@ -16,16 +23,14 @@ criterion applied to the measurements; `verdict(checks)` combines them.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
-import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from synthsae import io as sio
+from synthsae import tables
 from synthsae.config import Config
 from synthsae.registry import Registry
 
@@ -37,13 +42,50 @@ MAX_MARKDOWN_ROWS = 40
 
 
 @dataclasses.dataclass(frozen=True)
+class Cell:
+    """One cell of a recipe's grid. id: unique, readable, stable (it names the cell's folder);
+    params: JSON-able coordinates (world, SAE, hyperparameters, seed: whatever run_cell needs);
+    needs: ids of cells whose folders this one reads (they run first)."""
+
+    id: str
+    params: dict[str, Any]
+    needs: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "params": self.params, "needs": list(self.needs)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Cell":
+        return cls(data["id"], dict(data["params"]), tuple(data.get("needs", ())))
+
+
+@dataclasses.dataclass(frozen=True)
+class CellResult:
+    """A finished cell: its `row` (scalars, NaN where undefined) and `data` (JSON-able extras)."""
+
+    cell: Cell
+    row: dict[str, Any]
+    data: Any = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.cell.params
+
+
+@dataclasses.dataclass(frozen=True)
 class Recipe:
-    """name: registry name; config_class: its frozen Config; run: see module docstring."""
+    """name: registry name; config_class: its frozen Config; description: one line.
+    A grid recipe has cells / world / run_cell / conclude (see module docstring) and `run` runs it
+    through the engine in this process; a one-function recipe has only `run`."""
 
     name: str
     config_class: type[Config]
     run: Callable[..., "RecipeResult"]
     description: str
+    cells: Callable[[Any], list[Cell]] | None = None
+    world: Callable[[Any, dict[str, Any]], Any] | None = None
+    run_cell: Callable[..., dict[str, Any]] | None = None
+    conclude: Callable[[Any, list[CellResult]], "RecipeResult"] | None = None
 
 
 RECIPES: Registry[Recipe] = Registry("recipe")
@@ -57,6 +99,21 @@ def register_recipe(name: str, config_class: type[Config], description: str):
         return run
 
     return decorate
+
+
+def register_grid_recipe(name: str, config_class: type[Config], description: str, *, cells, world, run_cell,
+                         conclude) -> Recipe:
+    """Register a grid recipe (see module docstring); returns it. Its `run(config, out_dir, device,
+    progress)` runs the grid serially in this process (resuming in out_dir)."""
+
+    def run(config, out_dir, device=None, progress=False, **engine_options):
+        from synthsae.experiments.engine import run_grid
+
+        return run_grid(RECIPES.get(name), config, out_dir, device, progress, **engine_options)
+
+    recipe = Recipe(name, config_class, run, description, cells, world, run_cell, conclude)
+    RECIPES.register(name)(recipe)
+    return recipe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,13 +174,13 @@ class RecipeResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         sio.atomic_write_json(out / CONFIG_FILE, {"recipe": self.recipe, "config": self.config.to_dict()})
-        sio.atomic_write_json(out / METRICS_FILE, {
+        tables.write_json(out / METRICS_FILE, {
             "recipe": self.recipe, "held": self.held, "verdict": verdict_word(self.held),
             "checks": [{"statement": c.statement, "outcome": c.outcome, "evidence": c.evidence} for c in self.checks],
-            "metrics": {k: _jsonable(v) for k, v in self.metrics.items()},
+            "metrics": self.metrics,
         })
         for name, rows in self.tables.items():
-            sio.atomic_write_text(out / f"{name}.csv", rows_to_csv(rows))
+            tables.write_csv(out / f"{name}.csv", rows)
         for name, fig in self.figures.items():
             save_png(fig, out / f"{name}.png")
         return sio.atomic_write_text(out / REPORT_FILE, self.markdown())
@@ -160,57 +217,13 @@ class RecipeResult:
         return "\n".join(lines)
 
 
-def columns_of(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Union of the rows' keys, in first-seen order."""
-    cols: list[str] = []
-    for row in rows:
-        cols += [k for k in row if k not in cols]
-    return cols
-
-
-def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """Row dicts -> CSV text (missing keys and NaN written as empty cells)."""
-    cols = columns_of(rows)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(cols)
-    for row in rows:
-        writer.writerow([_csv_cell(row.get(c)) for c in cols])
-    return buf.getvalue()
+# One formatter, one NaN rule, one CSV writer: synthsae.tables.
+columns_of = tables.columns_of
+rows_to_csv = tables.to_csv
+_jsonable = tables.clean
+_fmt = tables.fmt
+_md = tables.md
 
 
 def _markdown_table(rows: Sequence[dict[str, Any]]) -> list[str]:
-    if not rows:
-        return ["(no rows)"]
-    cols = columns_of(rows)
-    out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_fmt(row.get(c)) for c in cols) + " |" for row in rows]
-    return out
-
-
-def _csv_cell(v: Any) -> Any:
-    v = _jsonable(v)
-    return "" if v is None else v
-
-
-def _jsonable(v: Any) -> Any:
-    if hasattr(v, "item") and callable(v.item) and getattr(v, "ndim", 1) == 0:
-        v = v.item()  # numpy / torch scalars
-    if isinstance(v, float) and not math.isfinite(v):
-        return None  # JSON has no NaN: "not measured / not defined"
-    return v
-
-
-def _fmt(v: Any) -> str:
-    v = _jsonable(v)
-    if v is None:
-        return "n/a"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, float):
-        return str(int(v)) if v.is_integer() and abs(v) < 1e9 else f"{v:.4g}"
-    return _md(str(v))
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return tables.markdown_table(rows)

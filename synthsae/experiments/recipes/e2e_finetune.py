@@ -20,48 +20,39 @@ from typing import Any
 
 import torch
 
-from synthsae._rng import resolve_device
 from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Check, RecipeResult, register_recipe, verdict
 from synthsae.metrics import DownstreamAccumulator, DownstreamReadout
-from synthsae.sae import SAE, batch_seed
-from synthsae.sae import common
+from synthsae.sae import SAE, TrainSettings, train
 
 KEYS = ("downstream.kl", "downstream.score", "reconstruction.explained_variance", "reconstruction.mse",
         "recovery.rate@0.8", "recovery.mcc", "absorption.rate", "sparsity.l0")
 
 
 def finetune(sae: SAE, world, readout: DownstreamReadout | None, n_samples: int, batch_size: int, lr: float,
-             kl_coefficient: float, seed: int, start_step: int = 0, device=None) -> list[float]:
+             kl_coefficient: float, seed: int, start_step: int = 0, device=None, progress: bool = False,
+             checkpoint_dir=None) -> list[float]:
     """Train `sae` in place for n_samples // batch_size steps on its own loss terms plus
     kl_coefficient * mean_batch KL(softmax(readout(x)) || softmax(readout(x_hat))) (none when
-    kl_coefficient == 0 or readout is None). Batch t is `world.sample(batch_size, seed=batch_seed(seed, t))`;
-    the SAE's schedules see step start_step + t. Fresh Adam; decoder constraints as in `synthsae.train`.
-    Returns the KL of each step (NaN-free floats; 0 when not computed)."""
-    dev = resolve_device(device)
-    sae.to(dev).train()
-    params = [p for p in sae.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=lr)
-    kls = []
-    for t in range(n_samples // batch_size):
-        x = world.sample(batch_size, seed=batch_seed(seed, t), device=dev, dtype=torch.float32).x
-        out = sae.forward_train(x, start_step + t)
-        loss = out.terms["total"]
-        kl = torch.zeros((), dtype=torch.float64, device=dev)
-        if readout is not None and kl_coefficient > 0:
+    kl_coefficient == 0 or readout is None), through `synthsae.train` and its `extra_loss` hook (so
+    with its finiteness checks, clipping and checkpoints). Batch t is
+    `world.sample(batch_size, seed=batch_seed(seed, t))`; the SAE's schedules see step start_step + t;
+    b_dec is kept; fresh Adam. Returns the batch KL of each step (0 when not computed)."""
+    settings = TrainSettings(n_samples=n_samples, batch_size=batch_size, lr=lr, seed=seed, init_b_dec="keep",
+                             step_offset=start_step, log_every=1)
+    hook = None
+    if readout is not None and kl_coefficient > 0:
+        def hook(x, out, step):
             kl = DownstreamAccumulator._kl(readout.logits(x), readout.logits(out.x_hat)).mean()
-            loss = loss + kl_coefficient * kl.to(loss.dtype)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if sae.unit_norm_decoder and sae.W_dec.requires_grad:
-            common.remove_parallel_grad_(sae.W_dec)
-        opt.step()
-        sae.after_step(start_step + t)
-        sae.update(out, start_step + t)
-        kls.append(float(kl.detach()))
+            return {"kl": kl_coefficient * kl}
+
+    history = train(sae, world, settings, device=device, progress=progress, checkpoint_dir=checkpoint_dir,
+                    resume=checkpoint_dir is not None, extra_loss=hook)
     sae.eval()
-    return kls
+    if hook is None:
+        return [0.0] * settings.n_steps
+    return [v / kl_coefficient for v in history.terms["kl"]]
 
 
 def _default_hyper() -> dict[str, Any]:
@@ -126,7 +117,7 @@ def run(config: E2EConfig, out_dir: Path, device: torch.device, progress: bool) 
     for label, coef in (("mse_continued", 0.0), ("kl_finetuned", cfg.kl_coefficient)):
         sae = copy.deepcopy(base)
         kl_trace[label] = finetune(sae, world, readout, cfg.finetune_samples, cfg.batch_size, cfg.finetune_lr, coef,
-                                   ft_seed, start_step=cfg.n_steps, device=device)
+                                   ft_seed, start_step=cfg.n_steps, device=device, progress=progress)
         saes[label] = sae
     metrics_to = ("reconstruction", "recovery", "absorption", "downstream")
     rows = []

@@ -9,12 +9,10 @@ All four are the same TopK SAE (`topk`, `frozen_decoder`, `soft_frozen_decoder`,
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-
-import torch
 
 from synthsae.experiments.recipes import _common as C
-from synthsae.experiments.recipes.base import Check, RecipeResult, register_recipe, verdict
+from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
+from synthsae.world.presets import preset_config
 
 BASELINES = ("frozen_decoder", "soft_frozen_decoder", "frozen_encoder")
 KEYS = ("reconstruction.explained_variance", "recovery.rate@0.8", "recovery.rate@0.9", "recovery.mcc", "sparsity.l0",
@@ -54,18 +52,27 @@ class SanityConfig(C.RecipeConfig):
         return cls(n_samples=40 * 256, batch_size=256, eval_samples=2048, world="toy", k=4, m_sae=128, seeds=(0,))
 
 
-@register_recipe("sanity_baselines", SanityConfig,
-                 "trained TopK SAEs vs frozen / soft-frozen decoder and frozen encoder: recovery next to EV")
-def run(config: SanityConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
-    """Run the `sanity_baselines` recipe with `config` (a `SanityConfig`) on `device`; returns its `RecipeResult`
-    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
+def _cells(cfg: SanityConfig) -> list[Cell]:
+    return [Cell(f"{variant}-seed{seed}", {"variant": variant, "seed": seed})
+            for variant in ("topk",) + BASELINES for seed in cfg.seeds]
+
+
+def _world(cfg: SanityConfig, params: dict):
+    return preset_config(cfg.world, seed=cfg.world_seed)
+
+
+def _run_cell(cfg: SanityConfig, cell: Cell, ctx) -> dict:
+    world = ctx.world()
+    sae, _ = ctx.train(cell.params["variant"], world, cfg.m_sae, {"k": cfg.k}, cell.params["seed"])
+    return {"row": {**C.pick(C.evaluate_sae(sae, world, cfg), KEYS), "world_m": world.m}}
+
+
+def _conclude(config: SanityConfig, results: list[CellResult]) -> RecipeResult:
+    """The checks, tables and figures of `sanity_baselines` from its finished cells (see the module
+    docstring for what is measured and the verdict)."""
     cfg = config
-    world = C.make_world(cfg.world, cfg.world_seed)
-    runs = []
-    for variant in ("topk",) + BASELINES:
-        for seed in cfg.seeds:
-            sae, _ = C.train_sae(variant, world, cfg.m_sae, {"k": cfg.k}, cfg, seed, device, progress)
-            runs.append({"variant": variant, "seed": seed, **C.pick(C.evaluate_sae(sae, world, cfg), KEYS)})
+    runs = [{**r.params, **{k: r.row[k] for k in KEYS}} for r in results]
+    world_m = int(results[0].row["world_m"])
     summary = []
     for variant in ("topk",) + BASELINES:
         rows = [r for r in runs if r["variant"] == variant]
@@ -99,7 +106,7 @@ def run(config: SanityConfig, out_dir: Path, device: torch.device, progress: boo
                                  "recovered true features: trained vs baselines"),
     }
     measured = (
-        f"World `{cfg.world}` (seed {cfg.world_seed}, m = {world.m} true features): a trained TopK SAE and the three "
+        f"World `{cfg.world}` (seed {cfg.world_seed}, m = {world_m} true features): a trained TopK SAE and the three "
         f"baselines, each with k = {cfg.k} and {cfg.m_sae} latents, seeds {list(cfg.seeds)}, {cfg.n_steps} steps of "
         f"{cfg.batch_size}. On {cfg.eval_samples} fresh samples: EV, MCC and the recovery rate (share of true features "
         "whose Hungarian-matched latent has |cos| >= 0.8 / 0.9), the kind of number behind \"9% of features at 71% EV\"."
@@ -113,3 +120,9 @@ def run(config: SanityConfig, out_dir: Path, device: torch.device, progress: boo
         "differ -- the comparison that transfers is baseline vs trained at equal settings."))]
     return RecipeResult("sanity_baselines", cfg, claim, measured, verdict(checks), metrics,
                         {"runs": runs, "summary": summary}, figures, sections, checks)
+
+
+RECIPE = register_grid_recipe(
+    "sanity_baselines", SanityConfig,
+    "trained TopK SAEs vs frozen / soft-frozen decoder and frozen encoder: recovery next to EV",
+    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)

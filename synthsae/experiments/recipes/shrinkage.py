@@ -13,15 +13,14 @@ inconclusive when the L0 ranges do not overlap.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
-from synthsae.experiments.recipes.base import Check, RecipeResult, register_recipe, verdict
+from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
+from synthsae.world.presets import preset_config
 
 KEYS = ("sparsity.l0", "reconstruction.explained_variance", "recovery.shrinkage_median", "recovery.mcc",
         "latents.dead_fraction")
@@ -69,18 +68,32 @@ class ShrinkageConfig(C.RecipeConfig):
                    sweeps={"relu_l1": {"l1_coefficient": [0.03, 0.3]}, "topk": {"k": [2, 8]}})
 
 
-@register_recipe("shrinkage", ShrinkageConfig, "magnitude shrinkage per variant and the sparsity-fidelity frontier (EV vs L0)")
-def run(config: ShrinkageConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
-    """Run the `shrinkage` recipe with `config` (a `ShrinkageConfig`) on `device`; returns its `RecipeResult`
-    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
-    cfg = config
-    world = C.make_world(cfg.world, cfg.world_seed)
-    points = []
+def _cells(cfg: ShrinkageConfig) -> list[Cell]:
+    out = []
     for variant, hyper in cfg.sweeps.items():
         axis, grid = C.grid_axis(variant, hyper)
-        for hp in grid:
-            sae, _ = C.train_sae(variant, world, cfg.m_sae, hp, cfg, cfg.seed, device, progress)
-            points.append({"variant": variant, "knob": axis, "value": hp[axis], **C.pick(C.evaluate_sae(sae, world, cfg), KEYS)})
+        out += [Cell(f"{variant}-{axis}{hp[axis]:g}", {"variant": variant, "knob": axis, "value": hp[axis],
+                                                        "hyperparameters": hp}) for hp in grid]
+    return out
+
+
+def _world(cfg: ShrinkageConfig, params: dict):
+    return preset_config(cfg.world, seed=cfg.world_seed)
+
+
+def _run_cell(cfg: ShrinkageConfig, cell: Cell, ctx) -> dict:
+    p = cell.params
+    world = ctx.world()
+    sae, _ = ctx.train(p["variant"], world, cfg.m_sae, p["hyperparameters"], cfg.seed)
+    return {"row": C.pick(C.evaluate_sae(sae, world, cfg), KEYS)}
+
+
+def _conclude(config: ShrinkageConfig, results: list[CellResult]) -> RecipeResult:
+    """The checks, tables and figures of `shrinkage` from its finished cells (see the module docstring
+    for what is measured and the verdict)."""
+    cfg = config
+    points = [{"variant": r.params["variant"], "knob": r.params["knob"], "value": r.params["value"], **r.row}
+              for r in results]
     by = {v: sorted((p for p in points if p["variant"] == v), key=lambda p: p["sparsity.l0"]) for v in cfg.sweeps}
     ratio, ev, l0 = "recovery.shrinkage_median", "reconstruction.explained_variance", "sparsity.l0"
     ref = by["relu_l1"]
@@ -119,3 +132,8 @@ def run(config: ShrinkageConfig, out_dir: Path, device: torch.device, progress: 
              "reweighting) remove shrinkage and improve the sparsity-fidelity frontier (Wright & Sharkey 2024; Rajamanoharan "
              "et al. 2024a/b; Gao et al. 2024; arXiv 2605.05341; background claims 2 and 4).")
     return RecipeResult("shrinkage", cfg, claim, measured, verdict(checks), metrics, {"points": points}, figures, [], checks)
+
+
+RECIPE = register_grid_recipe(
+    "shrinkage", ShrinkageConfig, "magnitude shrinkage per variant and the sparsity-fidelity frontier (EV vs L0)",
+    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)

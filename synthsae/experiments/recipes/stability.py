@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,10 +22,12 @@ import torch
 from synthsae._rng import generator
 from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
-from synthsae.experiments.recipes.base import Check, RecipeResult, register_recipe, verdict
+from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
 from synthsae.metrics import cosine_matrix, cross_seed_subspace_angles, principal_angles, reappearance, stability
 from synthsae.plots import stability_histogram
-from synthsae.sae import make, train
+from synthsae.sae import make
+from synthsae.tables import restore
+from synthsae.world.presets import preset_config
 
 SUBSPACE_PROJ_THRESHOLD = 0.9  # as EvalConfig.subspace_proj_threshold: a latent lies in a group's span
 
@@ -123,48 +124,79 @@ def pool_latents(decoders: list[torch.Tensor], threshold: float, m_max: int) -> 
     return torch.nn.functional.normalize(W[kept], dim=1)
 
 
-def _pooled_sae(variant, hyper, rows, world, cfg, seed, device, progress):
+def _pooled_sae(variant, hyper, rows, world, cfg, seed, ctx, name):
     sae = make(variant, d=world.d, m=rows.shape[0], seed=seed, **hyper)
     with torch.no_grad():
         sae.W_dec.copy_(rows)
         sae.W_enc.copy_(rows.T)
     n = max(cfg.batch_size, int(cfg.pool_fraction * cfg.n_samples) // cfg.batch_size * cfg.batch_size)
-    train(sae, world, n_samples=n, batch_size=cfg.batch_size, lr=cfg.lr, seed=seed, device=device, progress=progress)
-    sae.eval()
+    sae, _ = ctx.train(variant, world, rows.shape[0], hyper, seed, name=name, n_samples=n, sae=sae)
     return sae
 
 
-@register_recipe("stability", StabilityConfig,
-                 "cross-seed stability: reappearance, EV of stable latents, reproducible subspaces, pooling")
-def run(config: StabilityConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
-    """Run the `stability` recipe with `config` (a `StabilityConfig`) on `device`; returns its `RecipeResult`
-    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
-    cfg = config
-    world = C.make_world(cfg.world, cfg.world_seed)
+def _cells(cfg: StabilityConfig) -> list[Cell]:
+    """One training cell per (variant, seed); one analysis cell per variant, reading that variant's SAEs."""
+    out = []
+    for variant in cfg.variants:
+        train_ids = [f"{variant}-seed{s}" for s in cfg.seeds]
+        out += [Cell(i, {"stage": "train", "variant": variant, "seed": s}) for i, s in zip(train_ids, cfg.seeds)]
+        out.append(Cell(f"{variant}-analysis", {"stage": "analysis", "variant": variant}, tuple(train_ids)))
+    return out
+
+
+def _world(cfg: StabilityConfig, params: dict):
+    return preset_config(cfg.world, seed=cfg.world_seed)
+
+
+def _run_cell(cfg: StabilityConfig, cell: Cell, ctx) -> dict:
+    p = cell.params
+    variant, hyper = p["variant"], cfg.variants[p["variant"]]
+    world = ctx.world()
+    if p["stage"] == "train":
+        sae, _ = ctx.train(variant, world, cfg.m_sae, hyper, p["seed"])
+        ctx.save_sae(sae)
+        return {"row": {}}
+    saes = [ctx.load_sae(i) for i in cell.needs]
+    for sae in saes:
+        sae.eval()
+    st = stability(saes, world, n=cfg.eval_samples, seed=cfg.eval_seed, threshold=cfg.threshold,
+                   stable_threshold=cfg.stable_threshold, device=ctx.device)
     groups = world.groups
-    has_groups = groups is not None and bool((groups >= 0).any())
+    data = {"metrics": st.metrics, "per_sae": st.per_sae, "probabilities": [p_.tolist() for p_ in st.probabilities],
+            "has_groups": groups is not None and bool((groups >= 0).any())}
+    if data["has_groups"]:
+        data["subspaces"] = _subspace_measure(variant, saes, st, world, cfg)
+    data["pooling"] = _pool_measure(variant, hyper, saes, st, world, cfg, ctx)
+    return {"row": dict(st.metrics), "data": data}
+
+
+def _conclude(config: StabilityConfig, results: list[CellResult]) -> RecipeResult:
+    """The checks, tables and figures of `stability` from its finished cells (see the module docstring
+    for what is measured and the verdict)."""
+    cfg = config
     metrics, checks, figures = {}, [], {}
     per_sae, group_rows, pool_rows = [], [], []
-    for variant, hyper in cfg.variants.items():
-        saes = [C.train_sae(variant, world, cfg.m_sae, hyper, cfg, s, device, progress)[0] for s in cfg.seeds]
-        st = stability(saes, world, n=cfg.eval_samples, seed=cfg.eval_seed, threshold=cfg.threshold,
-                       stable_threshold=cfg.stable_threshold, device=device)
-        for key, v in st.metrics.items():
+    analyses = {r.params["variant"]: r.data for r in results if r.params["stage"] == "analysis"}
+    for variant in cfg.variants:
+        a = analyses[variant]
+        st_metrics = {k: restore(v) for k, v in a["metrics"].items()}
+        for key, v in st_metrics.items():
             metrics[f"{variant}.{key}"] = v
-        for s, p in zip(cfg.seeds, st.per_sae):
-            per_sae.append({"variant": variant, "seed": s, **p})
-        figures[f"reappearance_{variant}"] = stability_histogram(st.probabilities, cfg.stable_threshold)
+        for s, p in zip(cfg.seeds, a["per_sae"]):
+            per_sae.append({"variant": variant, "seed": s, **{k: restore(v) for k, v in p.items()}})
+        probabilities = [np.asarray([restore(v) for v in p], dtype=float) for p in a["probabilities"]]
+        figures[f"reappearance_{variant}"] = stability_histogram(probabilities, cfg.stable_threshold)
         first = len(checks)
-        share, frac = st.metrics["stability.ev_share_stable"], st.metrics["stability.stable_fraction"]
+        share, frac = st_metrics["stability.ev_share_stable"], st_metrics["stability.stable_fraction"]
         checks.append(Check(
             f"{variant}: stable latents carry most of the explained variance",
             None if frac == 0 else bool(share >= 0.5 and share > frac),
             f"EV share of stable latents {C.fmt(share)} for {C.fmt(frac)} of the latents (criterion: share >= 0.5 and "
             "larger than their headcount share; inconclusive when no latent is stable)"))
-        if has_groups:
-            checks += _subspace_checks(variant, saes, st, world, cfg, metrics, group_rows)
-        checks.append(_pool_check(variant, hyper, saes, st, world, cfg, device, progress, metrics, pool_rows))
-        checks[first:] = C.require_trained(checks[first:], {variant: st.metrics["stability.ev_full"]}, cfg.min_ev)
+        if a["has_groups"]:
+            checks += _subspace_checks(variant, a["subspaces"], metrics, group_rows)
+        checks.append(_pool_check(variant, a["pooling"], cfg, metrics, pool_rows))
+        checks[first:] = C.require_trained(checks[first:], {variant: st_metrics["stability.ev_full"]}, cfg.min_ev)
 
     measured = (
         f"World `{cfg.world}` (seed {cfg.world_seed}): for each variant ({', '.join(cfg.variants)}), {len(cfg.seeds)} SAEs "
@@ -194,7 +226,9 @@ def run(config: StabilityConfig, out_dir: Path, device: torch.device, progress: 
     return RecipeResult("stability", cfg, claim, measured, verdict(checks), metrics, tables, figures, sections, checks)
 
 
-def _subspace_checks(variant, saes, st, world, cfg, metrics, rows) -> list[Check]:
+def _subspace_measure(variant, saes, st, world, cfg) -> dict:
+    """Reappearance inside / outside the planted groups and the cross-seed principal angles of the
+    unstable latents inside each group (JSON-able; `_subspace_checks` judges them)."""
     D, groups = world.dictionary, world.groups
     masks = [_group_masks(s.W_dec.detach().cpu(), D, groups) for s in saes]
     in_group = [np.any([m[0] for m in mk.values()], axis=0) for mk in masks]
@@ -202,9 +236,7 @@ def _subspace_checks(variant, saes, st, world, cfg, metrics, rows) -> list[Check
     p_out = np.concatenate([p[~g] for p, g in zip(st.probabilities, in_group)])
     r_in = float(p_in.mean()) if p_in.size else float("nan")
     r_out = float(p_out.mean()) if p_out.size else float("nan")
-    metrics[f"{variant}.reappearance_in_groups"] = r_in
-    metrics[f"{variant}.reappearance_outside_groups"] = r_out
-    angles, baselines = [], {}
+    angles, baselines, rows = [], {}, []
     unstable = [~np.asarray(s) for s in st.stable]
     for (a, ma), (b, mb) in itertools.combinations(enumerate(masks), 2):
         for g, (in_a, rank) in ma.items():
@@ -219,6 +251,16 @@ def _subspace_checks(variant, saes, st, world, cfg, metrics, rows) -> list[Check
             rows.append({"variant": variant, "seed_a": cfg.seeds[a], "seed_b": cfg.seeds[b], "group": g, "rank": rank,
                          "latents_a": int(sel_a.sum()), "latents_b": int(sel_b.sum()), "max_angle_deg": float(ang.max()),
                          "random_max_angle_p5_deg": float(np.percentile(baselines[rank], 5))})
+    p5 = float(min(np.percentile(b, 5) for b in baselines.values())) if baselines else float("nan")
+    return {"reappearance_in": r_in, "reappearance_out": r_out, "angles": angles, "random_p5": p5, "rows": rows}
+
+
+def _subspace_checks(variant, m: dict, metrics, rows) -> list[Check]:
+    r_in, r_out = restore(m["reappearance_in"]), restore(m["reappearance_out"])
+    metrics[f"{variant}.reappearance_in_groups"] = r_in
+    metrics[f"{variant}.reappearance_outside_groups"] = r_out
+    rows += m["rows"]
+    angles = m["angles"]
     checks = [Check(
         f"{variant}: latents inside planted subspaces are individually less reproducible",
         None if np.isnan(r_in) or np.isnan(r_out) else bool(r_in < r_out),
@@ -228,7 +270,7 @@ def _subspace_checks(variant, saes, st, world, cfg, metrics, rows) -> list[Check
                             "no group had rank-many unstable latents in both seeds of any pair"))
         return checks
     med = float(np.median(angles))
-    p5 = float(min(np.percentile(b, 5) for b in baselines.values()))
+    p5 = restore(m["random_p5"])
     metrics[f"{variant}.cross_seed_group_max_angle_median_deg"] = med
     metrics[f"{variant}.random_subspace_max_angle_p5_deg"] = p5
     checks.append(Check(
@@ -238,27 +280,45 @@ def _subspace_checks(variant, saes, st, world, cfg, metrics, rows) -> list[Check
     return checks
 
 
-def _pool_check(variant, hyper, saes, st, world, cfg, device, progress, metrics, rows) -> Check:
-    statement = f"{variant}: pooling unique cross-seed latents gives a more stable SAE at equal EV"
+def _pool_measure(variant, hyper, saes, st, world, cfg, ctx) -> dict | None:
+    """Pool each half of the seeds into a new SAE, retrain it briefly (checkpointed), and measure the
+    two pooled SAEs as single ones are measured; None with fewer than 4 seeds."""
     half = len(saes) // 2
     if half < 2:
-        return Check(statement, None, f"needs >= 4 seeds (two halves of >= 2), got {len(saes)}")
+        return None
     pooled = []
     for h, part in enumerate((saes[:half], saes[half:2 * half])):
         rows_h = pool_latents([s.W_dec for s in part], cfg.threshold, cfg.m_sae)
-        pooled.append(_pooled_sae(variant, hyper, rows_h, world, cfg, 10_000 + h, device, progress))
+        pooled.append(_pooled_sae(variant, hyper, rows_h, world, cfg, 10_000 + h, ctx, f"pooled{h}"))
     pst = stability(pooled, world, n=cfg.eval_samples, seed=cfg.eval_seed, threshold=cfg.threshold,
-                    stable_threshold=cfg.stable_threshold, device=device)
-    single_r, pooled_r = st.metrics["stability.mean_reappearance"], pst.metrics["stability.mean_reappearance"]
-    single_ev, pooled_ev = st.metrics["stability.ev_full"], pst.metrics["stability.ev_full"]
+                    stable_threshold=cfg.stable_threshold, device=ctx.device)
+    rows = []
     for name, res in (("single (mean over seeds)", st), ("pooled", pst)):
         rows.append({"variant": variant, "kind": name, "latents": int(np.mean([p.size for p in res.probabilities])),
                      "mean_reappearance": res.metrics["stability.mean_reappearance"],
                      "stable_fraction": res.metrics["stability.stable_fraction"],
                      "explained_variance": res.metrics["stability.ev_full"]})
+    return {"single_reappearance": st.metrics["stability.mean_reappearance"],
+            "pooled_reappearance": pst.metrics["stability.mean_reappearance"],
+            "single_ev": st.metrics["stability.ev_full"], "pooled_ev": pst.metrics["stability.ev_full"], "rows": rows}
+
+
+def _pool_check(variant, m: dict | None, cfg, metrics, rows) -> Check:
+    statement = f"{variant}: pooling unique cross-seed latents gives a more stable SAE at equal EV"
+    if m is None:
+        return Check(statement, None, f"needs >= 4 seeds (two halves of >= 2), got {len(cfg.seeds)}")
+    single_r, pooled_r = restore(m["single_reappearance"]), restore(m["pooled_reappearance"])
+    single_ev, pooled_ev = restore(m["single_ev"]), restore(m["pooled_ev"])
+    rows += [{k: restore(v) if k not in ("variant", "kind") else v for k, v in r.items()} for r in m["rows"]]
     metrics[f"{variant}.pooled_mean_reappearance"] = pooled_r
     metrics[f"{variant}.pooled_explained_variance"] = pooled_ev
     ok = pooled_r > single_r and pooled_ev >= single_ev - cfg.ev_tolerance
     return Check(statement, bool(ok),
                  f"mean reappearance pooled {C.fmt(pooled_r)} vs single {C.fmt(single_r)}; EV pooled {C.fmt(pooled_ev)} vs "
                  f"single {C.fmt(single_ev)} (criterion: higher reappearance and EV within {cfg.ev_tolerance})")
+
+
+RECIPE = register_grid_recipe(
+    "stability", StabilityConfig,
+    "cross-seed stability: reappearance, EV of stable latents, reproducible subspaces, pooling",
+    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)

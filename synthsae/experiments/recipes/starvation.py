@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from pathlib import Path
 
 import numpy as np
-import torch
 
 from synthsae.errors import fail, require
 from synthsae.experiments.recipes import _common as C
-from synthsae.experiments.recipes.base import Check, RecipeResult, register_recipe, verdict
+from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
+from synthsae.world.presets import preset_config
 
 COMPARABLE = ("aen", "topk")
 
@@ -112,35 +111,67 @@ def _jaccard(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return inter / (na + nb - inter), e / (na + nb - e)
 
 
-@register_recipe("starvation", StarvationConfig,
-                 "dead latents of l1 SAEs across l1 x lr x size x seeds, which latents die, and AEN / TopK+AuxK")
-def run(config: StarvationConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
-    """Run the `starvation` recipe with `config` (a `StarvationConfig`) on `device`; returns its `RecipeResult`
-    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
-    cfg = config
-    world = C.make_world(cfg.world, cfg.world_seed)
+def _grid(cfg: StarvationConfig) -> list[tuple[str, float | None, float, int]]:
+    """(variant, l1, lr, m) of every grid cell (topk has no l1 weight: None), in report order."""
     variants = ("relu_l1",) + tuple(cfg.compare)
+    return [(variant, l1, lr, m) for variant, lr, m in itertools.product(variants, cfg.learning_rates,
+                                                                         cfg.dictionary_sizes)
+            for l1 in (cfg.l1_coefficients if variant != "topk" else (None,))]
+
+
+def _cell_list(cfg: StarvationConfig) -> list[Cell]:
+    out = []
+    for variant, l1, lr, m in _grid(cfg):
+        for seed in cfg.seeds:
+            name = f"{variant}" + ("" if l1 is None else f"-l1{l1:g}") + f"-lr{lr:g}-m{m}-seed{seed}"
+            out.append(Cell(name, {"variant": variant, "l1": l1, "lr": lr, "m": m, "seed": seed}))
+    return out
+
+
+def _world(cfg: StarvationConfig, params: dict):
+    return preset_config(cfg.world, seed=cfg.world_seed)
+
+
+def _run_cell(cfg: StarvationConfig, cell: Cell, ctx) -> dict:
+    p = cell.params
+    world = ctx.world()
+    sae, hist = ctx.train(p["variant"], world, p["m"], _hyper(cfg, p["variant"], p["l1"]), cfg.init_seed,
+                          data_seed=p["seed"], lr=p["lr"], log_every=max(1, cfg.n_steps // 50))
+    dead = sae.dead_mask().cpu().numpy()
+    rep = C.evaluate_sae(sae, world, cfg)
+    row = {"dead_fraction": float(dead.mean()), "never_fired_eval_fraction": rep["latents.dead_fraction"],
+           "l0": rep["sparsity.l0"], "explained_variance": rep["reconstruction.explained_variance"],
+           "mcc": rep["recovery.mcc"]}
+    # the dead set (for overlaps across seeds) and the dead count over training (for the curves)
+    data = {"dead": [int(i) for i in np.flatnonzero(dead)], "samples": [int(v) for v in hist.samples],
+            "dead_curve": [int(v) for v in hist.dead]}
+    return {"row": row, "data": data}
+
+
+def _conclude(config: StarvationConfig, results: list[CellResult]) -> RecipeResult:
+    """The checks, tables and figures of `starvation` from its finished cells (see the module docstring
+    for what is measured and the verdict)."""
+    cfg = config
+    variants = ("relu_l1",) + tuple(cfg.compare)
+    by_cell = {r.cell.id: r for r in results}
     runs, curves = [], {}
-    for variant, lr, m in itertools.product(variants, cfg.learning_rates, cfg.dictionary_sizes):
-        for l1 in (cfg.l1_coefficients if variant != "topk" else (None,)):
-            masks = []
-            for seed in cfg.seeds:
-                sae, hist = C.train_sae(variant, world, m, _hyper(cfg, variant, l1), cfg, cfg.init_seed, device,
-                                        progress, data_seed=seed, lr=lr, log_every=max(1, cfg.n_steps // 50))
-                dead = sae.dead_mask().cpu().numpy()
-                masks.append(dead)
-                rep = C.evaluate_sae(sae, world, cfg)
-                runs.append({"variant": variant, "l1": l1, "lr": lr, "m": m, "seed": seed,
-                             "dead_fraction": float(dead.mean()),
-                             "never_fired_eval_fraction": rep["latents.dead_fraction"],
-                             "l0": rep["sparsity.l0"], "explained_variance": rep["reconstruction.explained_variance"],
-                             "mcc": rep["recovery.mcc"]})
-                curves.setdefault((variant, l1, lr, m), []).append(
-                    (np.asarray(hist.samples), np.asarray(hist.dead, dtype=float) / m))
-            pairs = [_jaccard(a, b) for a, b in itertools.combinations(masks, 2)]
-            observed, chance = _nanmean([p[0] for p in pairs]), _nanmean([p[1] for p in pairs])
-            for row in runs[-len(cfg.seeds):]:
-                row["jaccard_across_seeds"], row["jaccard_chance"] = observed, chance
+    for variant, l1, lr, m in _grid(cfg):
+        masks = []
+        for cell in _cell_list(cfg):
+            p = cell.params
+            if (p["variant"], p["l1"], p["lr"], p["m"]) != (variant, l1, lr, m):
+                continue
+            res = by_cell[cell.id]
+            dead = np.zeros(m, dtype=bool)
+            dead[res.data["dead"]] = True
+            masks.append(dead)
+            runs.append({"variant": variant, "l1": l1, "lr": lr, "m": m, "seed": p["seed"], **res.row})
+            curves.setdefault((variant, l1, lr, m), []).append(
+                (np.asarray(res.data["samples"]), np.asarray(res.data["dead_curve"], dtype=float) / m))
+        pairs = [_jaccard(a, b) for a, b in itertools.combinations(masks, 2)]
+        observed, chance = _nanmean([p[0] for p in pairs]), _nanmean([p[1] for p in pairs])
+        for row in runs[-len(cfg.seeds):]:
+            row["jaccard_across_seeds"], row["jaccard_chance"] = observed, chance
 
     cells = _cells(runs)
     checks = _checks(cfg, cells)
@@ -176,6 +207,12 @@ def run(config: StarvationConfig, out_dir: Path, device: torch.device, progress:
              "arXiv 2605.05341; death rates as reported for l1 SAEs, e.g. Bricken et al. 2023).")
     return RecipeResult("starvation", cfg, claim, measured, verdict(checks), metrics,
                         {"runs": runs, "cells": cells}, figures, [], checks)
+
+
+RECIPE = register_grid_recipe(
+    "starvation", StarvationConfig,
+    "dead latents of l1 SAEs across l1 x lr x size x seeds, which latents die, and AEN / TopK+AuxK",
+    cells=_cell_list, world=_world, run_cell=_run_cell, conclude=_conclude)
 
 
 def _cells(runs: list[dict]) -> list[dict]:

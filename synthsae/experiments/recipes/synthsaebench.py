@@ -21,15 +21,14 @@ benchmark and should be checked against the paper before quoting a comparison.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
-
-import torch
 
 from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
-from synthsae.experiments.recipes.base import Check, RecipeResult, register_recipe, verdict
+from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
 from synthsae.plots import new_figure
+from synthsae.world import World
 from synthsae.world.hierarchy import HierarchyConfig
+from synthsae.world.presets import preset_config
 
 SOURCE = "SynthSAEBench, arXiv 2602.14687 (L0 = 25, 16k features x 768 dims)"
 PUBLISHED = {"matryoshka": {"f1": 0.879, "mcc": 0.793}, "batchtopk": {"f1": 0.732, "mcc": 0.757}}
@@ -82,25 +81,37 @@ class SynthSAEBenchConfig(C.RecipeConfig):
         """True when world and L0 are those of the published benchmark."""
         return all(getattr(self, k) == v for k, v in FULL_WORLD.items()) and self.k == 25
 
+    def world_config(self):
+        """The recipe's WorldConfig (the synthsaebench-16k preset at this config's sizes)."""
+        return preset_config("synthsaebench-16k", seed=self.world_seed, d=self.world_d, m=self.world_m,
+                             hierarchy=HierarchyConfig(roots=self.roots, branching=self.branching, depth=self.depth,
+                                                       mutually_exclusive=1.0, compensate="first_order"))
+
     def world(self):
-        return C.make_world("synthsaebench-16k", self.world_seed, d=self.world_d, m=self.world_m,
-                            hierarchy=HierarchyConfig(roots=self.roots, branching=self.branching, depth=self.depth,
-                                                      mutually_exclusive=1.0, compensate="first_order"))
+        return World(self.world_config())
 
 
-@register_recipe("synthsaebench", SynthSAEBenchConfig,
-                 "BatchTopK vs Matryoshka at L0 = 25 on the SynthSAEBench-16k world, against the published figures")
-def run(config: SynthSAEBenchConfig, out_dir: Path, device: torch.device, progress: bool) -> RecipeResult:
-    """Run the `synthsaebench` recipe with `config` (a `SynthSAEBenchConfig`) on `device`; returns its `RecipeResult`
-    (write it with `.write(out_dir)`). See the module docstring for what is measured and the verdict."""
+def _cells(cfg: SynthSAEBenchConfig) -> list[Cell]:
+    return [Cell(f"{variant}-seed{seed}", {"variant": variant, "seed": seed}) for variant in PUBLISHED for seed in cfg.seeds]
+
+
+def _world(cfg: SynthSAEBenchConfig, params: dict):
+    return cfg.world_config()
+
+
+def _run_cell(cfg: SynthSAEBenchConfig, cell: Cell, ctx) -> dict:
+    world = ctx.world()
+    sae, _ = ctx.train(cell.params["variant"], world, cfg.m_sae, {"k": cfg.k}, cell.params["seed"])
+    rep = C.evaluate_sae(sae, world, cfg, metrics=("reconstruction", "recovery", "absorption"))
+    return {"row": {**C.pick(rep, KEYS), "world_expected_l0": float(world.expected_l0())}}
+
+
+def _conclude(config: SynthSAEBenchConfig, results: list[CellResult]) -> RecipeResult:
+    """The checks, tables and figures of `synthsaebench` from its finished cells (see the module
+    docstring for what is measured and the verdict)."""
     cfg = config
-    world = cfg.world()
-    runs = []
-    for variant in PUBLISHED:
-        for seed in cfg.seeds:
-            sae, _ = C.train_sae(variant, world, cfg.m_sae, {"k": cfg.k}, cfg, seed, device, progress)
-            rep = C.evaluate_sae(sae, world, cfg, metrics=("reconstruction", "recovery", "absorption"))
-            runs.append({"variant": variant, "seed": seed, **C.pick(rep, KEYS)})
+    runs = [{**r.params, **{k: r.row[k] for k in KEYS}} for r in results]
+    expected_l0 = results[0].row["world_expected_l0"]
     ours = {}
     for variant in PUBLISHED:
         rows = [r for r in runs if r["variant"] == variant]
@@ -129,7 +140,7 @@ def run(config: SynthSAEBenchConfig, out_dir: Path, device: torch.device, progre
     measured = (
         f"SynthSAEBench-16k world {'(full scale)' if cfg.full_scale else '(REDUCED scale)'}: d = {cfg.world_d}, "
         f"m = {cfg.world_m}, hierarchy {cfg.roots} roots x branching {cfg.branching} x depth {cfg.depth} (all children "
-        f"mutually exclusive), world seed {cfg.world_seed}; expected true L0 {world.expected_l0():.1f}. BatchTopK and "
+        f"mutually exclusive), world seed {cfg.world_seed}; expected true L0 {expected_l0:.1f}. BatchTopK and "
         f"Matryoshka with k = {cfg.k}, {cfg.m_sae} latents, {cfg.n_steps} steps of {cfg.batch_size} at lr {cfg.lr}, seeds "
         f"{list(cfg.seeds)}; evaluated on {cfg.eval_samples} fresh samples. F1 = `classification.f1_score` (SAELens "
         "per-latent convention), MCC = `recovery.mcc`."
@@ -143,6 +154,12 @@ def run(config: SynthSAEBenchConfig, out_dir: Path, device: torch.device, progre
         "before quoting a comparison."))]
     return RecipeResult("synthsaebench", cfg, claim, measured, verdict(checks), metrics,
                         {"runs": runs, "comparison": comparison}, figures, sections, checks)
+
+
+RECIPE = register_grid_recipe(
+    "synthsaebench", SynthSAEBenchConfig,
+    "BatchTopK vs Matryoshka at L0 = 25 on the SynthSAEBench-16k world, against the published figures",
+    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)
 
 
 def _figure(ours, f1, mcc):

@@ -40,6 +40,11 @@ class Geometry(Config):
     def build(self, m: int, d: int, generator: torch.Generator) -> Built:  # pragma: no cover
         raise NotImplementedError
 
+    def build_bytes(self, m: int, d: int) -> int:
+        """Estimated peak bytes of `build` (checked before building; see `synthsae.world.memory`): a few
+        float64 (m, d) work arrays and the float32 copy the world keeps. Override when larger."""
+        return 28 * m * d
+
 
 def normalize_rows(x: torch.Tensor) -> torch.Tensor:
     """Rows scaled to unit Euclidean norm. x: (m, d)."""

@@ -44,6 +44,10 @@ class Coherence(Geometry):
                  f"no {m} unit vectors in R^{d} have coherence below the Welch bound {bound:.4f}",
                  f"a target >= {bound:.4f}")
 
+    def build_bytes(self, m: int, d: int) -> int:
+        # float64 Gram matrix, its excess and sign terms, and the mask: about four (m, m) arrays
+        return 28 * m * d + 33 * m * m
+
     def build(self, m: int, d: int, generator: torch.Generator) -> Built:
         D = gaussian_rows(m, d, generator)
         eye = torch.eye(m, dtype=torch.bool)

@@ -43,6 +43,9 @@ class TightFrame(Geometry):
         require(self.steps >= 1, "dictionary(tight_frame).steps", self.steps, "at least one step is needed",
                 "an int >= 1")
 
+    def build_bytes(self, m: int, d: int) -> int:
+        return 48 * m * d + 24 * d * d  # each step keeps a few (m, d) arrays and a (d, d) frame operator
+
     def build(self, m: int, d: int, generator: torch.Generator) -> Built:
         D = gaussian_rows(m, d, generator)
         start = frame_potential_excess(D)

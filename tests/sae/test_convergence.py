@@ -1,0 +1,82 @@
+"""The convergence diagnostic every training run records (issue 17): probe set, criterion, storage."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from synthsae.sae import TrainHistory, make, train
+from synthsae.sae.convergence import Convergence, probe_points
+
+
+def measure(ev, recovery=None, steps=(2, 4, 6, 8, 10), n_steps=10, tol=0.02):
+    recovery = list(recovery) if recovery is not None else [None] * len(ev)
+    return Convergence.measure(list(steps), list(ev), recovery, [3.0] * len(ev), n_steps, tol, None, 100)
+
+
+def test_the_criterion_compares_the_last_fifth():
+    c = measure([0.1, 0.5, 0.7, 0.80, 0.81], [0.2, 0.5, 0.8, 0.90, 0.905])
+    assert c.window == (8, 10) and math.isclose(c.ev_change, 0.01 / 0.81)
+    assert c.converged and not c.collapsed
+    still_moving = measure([0.1, 0.5, 0.7, 0.80, 0.85], [0.2, 0.5, 0.8, 0.90, 0.905])
+    assert not still_moving.converged and still_moving.ev_change > 0.05
+    recovery_moving = measure([0.1, 0.5, 0.7, 0.80, 0.81], [0.2, 0.5, 0.8, 0.80, 0.90])
+    assert not recovery_moving.converged
+    collapsed = measure([-3.0, -1.0, -0.2, -0.1, -0.1])
+    assert collapsed.collapsed and not collapsed.converged and collapsed.recovery is None
+    one_point = measure([0.9], steps=(10,))
+    assert not one_point.converged and math.isnan(one_point.ev_change)
+
+
+def test_summary_is_one_line_with_the_verdict():
+    c = measure([0.1, 0.5, 0.7, 0.80, 0.81], [0.2, 0.5, 0.8, 0.90, 0.905])
+    line = c.summary()
+    assert "\n" not in line and line.startswith("converged: probe EV 0.81") and "recovery 0.905" in line
+    assert measure([-3.0, -1.0, -0.2, -0.1, -0.1]).summary().startswith("collapsed")
+    assert Convergence.from_dict(c.to_dict()) == c
+
+
+def test_probe_points_end_at_the_last_step():
+    assert probe_points(1000, 10) == list(range(100, 1001, 100))
+    assert probe_points(3, 10) == [1, 2, 3] and probe_points(5, 0) == []
+
+
+def test_every_run_records_it_and_it_survives_save_and_load(small_world, tmp_path):
+    h = train(make("topk", 16, 32, k=3), small_world, 64 * 50, 64, lr=3e-3, progress=False, probe_samples=1000)
+    assert h.probe_steps == list(range(5, 51, 5)) and len(h.probe_ev) == len(h.probe_recovery) == 10
+    c = h.convergence_result()
+    assert c.window == (40, 50) and c.probe_samples == 1000 and c.ev == h.probe_ev[-1]
+    assert 0 < c.recovery <= 1 and c.l0 == 3.0  # the stand-in world has a dictionary; topk fires exactly k
+    assert h.explained_variance[-1] > 0.5 and abs(c.ev - h.explained_variance[-1]) < 0.1
+    h.save(tmp_path)
+    back = TrainHistory.load(tmp_path)
+    assert back.convergence_result() == c and back.summary() == h.summary()
+
+
+def test_the_probe_does_not_change_training(small_world):
+    a, b = make("relu_l1", 16, 32), make("relu_l1", 16, 32)
+    ha = train(a, small_world, 64 * 20, 64, progress=False)
+    hb = train(b, small_world, 64 * 20, 64, progress=False, probe_evals=0)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    assert ha.explained_variance == hb.explained_variance
+    assert hb.convergence is None and "no convergence diagnostic" in hb.summary()
+
+
+def test_a_collapsed_run_is_reported(make_world):
+    h = train(make("relu_l1", 16, 512), make_world(), 64 * 10, 64, lr=1e-9, progress=False)
+    c = h.convergence_result()
+    assert c.collapsed and not c.converged and c.ev < 0
+
+
+def test_a_world_without_a_dictionary_has_no_recovery(make_world):
+    world = make_world()
+
+    class NoDictionary:
+        d, m = world.d, world.m
+
+        def sample(self, n, seed=0, device=None, dtype=torch.float32):
+            return world.sample(n, seed=seed, device=device, dtype=dtype)
+
+    h = train(make("topk", 16, 32, k=3), NoDictionary(), 64 * 10, 64, progress=False)
+    assert h.probe_recovery == [None] * 10 and h.convergence_result().recovery is None
