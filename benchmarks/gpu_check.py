@@ -11,7 +11,8 @@ SAELens's from its `SyntheticModel` of the same world definition (benchmarks/gen
 no orthogonalization, which does not change sampling cost). Only the training loop is timed
 (`train(...)` against `SyntheticSAERunner.run()`, final evaluation, checkpoints, outputs and wandb
 off); building the worlds is timed separately. A warm-up of --warmup steps on each side comes
-first (CUDA context, kernels; SAELens's on the same SyntheticModel). `--world small` swaps in small worlds, to check the script on a CPU.
+first (CUDA context, kernels; SAELens's on the same SyntheticModel). `--world small` swaps in small
+worlds, to check the script on a CPU.
 `codes`: n samples of the 16k world drawn on the device, then `sparse_code(x, D, l1, nonneg=True,
 device=...)` on the true dictionary in chunks of --chunk samples: time, samples/s, share certified
 (relative duality gap <= 1e-9 and KKT <= 1e-7), largest relative gap.
@@ -105,7 +106,8 @@ def check_sae(args) -> None:
     print(f"  SAELens SyntheticSAERunner.run()  {theirs_s:8.2f} s  {n / theirs_s:12,.0f} samples/s")
     print(f"  ratio (SAELens time / ours)       {theirs_s / ours_s:8.2f}x")
     full = 200_000_000
-    print(f"  projected 200M-sample run: ours {full / (n / ours_s) / 60:.1f} min, SAELens {full / (n / theirs_s) / 60:.1f} min")
+    print(f"  projected 200M-sample run: ours {full / (n / ours_s) / 60:.1f} min, "
+          f"SAELens {full / (n / theirs_s) / 60:.1f} min")
 
 
 def check_codes(args) -> None:

@@ -53,7 +53,8 @@ def main() -> None:
     parser.add_argument("--preset", default="synthsaebench-16k")
     parser.add_argument("--devices", nargs="+", default=None,
                         help="devices for the device sampler (default: cpu, plus cuda when available)")
-    parser.add_argument("--cpu-batch", type=int, default=4096, help="samples per call on the CPU (and of the reference)")
+    parser.add_argument("--cpu-batch", type=int, default=4096,
+                        help="samples per call on the CPU (and of the reference)")
     parser.add_argument("--gpu-batch", type=int, default=65536, help="samples per call on CUDA")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")

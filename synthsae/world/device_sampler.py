@@ -95,8 +95,8 @@ class DevicePlan:
     firing: "exactly_k", "copula" or "independent". q (m,) float64 base probabilities; thr (m,)
     float32 copula thresholds Phi^-1(q); factor (m, r) and sd (m,) float32 the copula's F and
     sqrt(diag); levels: the hierarchy, roots first; parents (m,) long and means (m,) float64 for
-    scaling children (None when children are not scaled); mag: the magnitude parameters (m,) float64; groups (m,) long and members
-    (G, rank) long for tied subspace groups.
+    scaling children (None when children are not scaled); mag: the magnitude parameters (m,)
+    float64; groups (m,) long and members (G, rank) long for tied subspace groups.
     """
 
     device: torch.device
