@@ -263,8 +263,8 @@ def _scale_children(plan: DevicePlan, rows, cols, values):
 def _chunk_codes(world: "World", plan: DevicePlan, n: int, gen: torch.Generator):
     fired = _base_fired(plan, n, gen)
     _gate(plan, fired, gen)
-    # nonzero of the sample-major view lists events sorted by row * m + col
-    rows, cols = torch.nonzero(fired[:plan.m].T, as_tuple=True)
+    # nonzero of the sample-major copy lists events sorted by row * m + col
+    rows, cols = torch.nonzero(fired[:plan.m].T.contiguous(), as_tuple=True)
     del fired
     values = type(world.config.magnitudes).sample(plan.mag, cols, gen)
     if plan.groups is not None:

@@ -388,6 +388,8 @@ def test_cuda_sampler_law_and_determinism():
     assert torch.equal(a.codes.cols, again.codes.cols) and torch.equal(a.codes.values, again.codes.values)
     assert torch.allclose(a.x, again.x, atol=1e-5)  # (the sparse product may sum in another order)
     codes = a.codes.to("cpu")
+    keys = codes.rows * w.m + codes.cols
+    assert bool((keys[1:] > keys[:-1]).all())
     _hierarchy_ok(w, codes)
     ref = w.sample_codes(N, seed=12)
     assert _rates_p(codes, ref, w.m).min() > ALPHA / w.m
