@@ -134,6 +134,8 @@ class TrainSettings(Config):
         convergence diagnostic). converged_tol: the convergence criterion (`synthsae.sae.convergence`).
     """
 
+    error_label = "train"  # errors name fields as in the [train] table: train.lr = ...
+
     n_samples: int = 500_000
     batch_size: int = 1024
     lr: float = 3e-4
