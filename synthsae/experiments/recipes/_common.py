@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthsae import tables
 from synthsae.config import Config
 from synthsae.errors import fail, require
 from synthsae.metrics import Report, evaluate
@@ -151,7 +152,8 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def fmt(v: float, digits: int = 3) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}g}"
+    """A number in a check's evidence: `synthsae.tables.fmt` to `digits` significant digits."""
+    return tables.fmt(v, digits)
 
 
 def matched_difference(pts: list[dict], ref: list[dict], l0: str, ev: str) -> float:
