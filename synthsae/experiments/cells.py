@@ -110,7 +110,7 @@ def execute(task: Task, scratch: str | Path | None = None, input_files: dict[str
         record = {"status": "failed", "error": f"{type(err).__name__}: {err}", "row": {}, "data": None}
     record["wall_seconds"] = time.perf_counter() - t0
     record = tables.clean(record)
-    sio.atomic_write_json(folder / CELL_FILE, record)
+    tables.write_json(folder / CELL_FILE, record)
     if scratch is not None:
         record = {**record, "files": pack(folder)}
     return record
@@ -126,5 +126,5 @@ def store(task: Task, record: dict[str, Any]) -> dict[str, Any]:
         return existing
     if files:
         unpack({k: v for k, v in files.items() if k != CELL_FILE}, task.out_dir)
-    sio.atomic_write_json(Path(task.out_dir) / CELL_FILE, tables.clean(record))
+    tables.write_json(Path(task.out_dir) / CELL_FILE, record)
     return record

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from synthsae import tables
+from synthsae.progress import progress_bar
 from synthsae.experiments import folders
 from synthsae.experiments.cells import RUNNERS, Task, failure_record, read_record, store
 
@@ -57,11 +58,8 @@ def run_cells(tasks: Sequence[Task], executor: str = "serial", n_workers: int | 
     records = {t.id: read_record(t.out_dir) for t in tasks}
     remaining = [t for t in tasks if records[t.id] is None or (retry_failed and records[t.id]["status"] != "ok")]
     by_folder = {str(Path(t.out_dir)): t.id for t in tasks}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(tasks), initial=len(tasks) - len(remaining), desc=f"{desc} ({executor})", unit="cell")
+    bar = progress_bar(len(tasks), f"{desc} ({executor})", enabled=progress, initial=len(tasks) - len(remaining),
+                       unit="cell")
 
     def on_done(task: Task, record: dict[str, Any]) -> None:
         records[task.id] = store(task, record)
