@@ -65,7 +65,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, device: str | 
 
     device: overrides `config.device` (e.g. "cuda"). progress: progress bars while training (`synthsae.progress`: a bar on a terminal, lines elsewhere).
     The world is built (which validates it) before `out_dir` is claimed (`experiments.folders`): a
-    folder holding another experiment's (or a sweep's, a recipe's) results raises `ValueError`
+    folder holding another experiment's (or a sweep's, a recipe's) results raises `ConfigError`
     unless overwrite=True; the same config resumes.
     """
     from synthsae.sae.base import SAES

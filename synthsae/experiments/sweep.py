@@ -45,7 +45,7 @@ from typing import Any
 from synthsae import io as sio
 from synthsae import tables
 from synthsae.config import Config
-from synthsae.errors import fail, require
+from synthsae.errors import ConfigError, fail, require
 from synthsae.experiments import folders
 from synthsae.experiments.cells import Task, read_record
 from synthsae.experiments.config import ExperimentConfig
@@ -102,8 +102,8 @@ class SweepConfig(Config):
                     params = dict(zip(keys, combo))
                     try:
                         config = self.experiment.with_overrides({**params, "seed": seed})
-                    except ValueError as err:
-                        raise ValueError(f"sweep.grid[{i}] trial {params} seed {seed}: {err}") from None
+                    except ConfigError as err:
+                        raise ConfigError(f"sweep.grid[{i}] trial {params} seed {seed}: {err}") from None
                     params["seed"] = seed
                     trial = Trial(config.digest(), params, config)
                     out.setdefault(trial.id, trial)
@@ -129,7 +129,7 @@ class SweepConfig(Config):
                  "[sweep.grid]")
         unknown = set(sweep) - {"seeds", "grid"}
         if unknown:
-            raise ValueError(f"sweep: unknown key(s) {sorted(unknown)}. Valid keys: seeds, grid.")
+            raise ConfigError(f"sweep: unknown key(s) {sorted(unknown)}. Valid keys: seeds, grid.")
         seeds = sweep.get("seeds", [])
         if not isinstance(seeds, list):
             fail("sweep.seeds", seeds, "expected a list", "a list of ints, e.g. [0, 1, 2]")
@@ -225,8 +225,8 @@ def _build_worlds(trials: list[Trial]) -> None:
             seen.add(key)
             try:
                 cached_world(wc)
-            except ValueError as err:
-                raise ValueError(f"sweep trial {t.params}: {err}") from None
+            except ConfigError as err:
+                raise ConfigError(f"sweep trial {t.params}: {err}") from None
 
 
 def _update_index(out: Path, trials: list[Trial]) -> dict[str, dict[str, Any]]:

@@ -84,7 +84,7 @@ def _run_cell(cfg: AbsorptionConfig, cell: Cell, ctx) -> dict:
     sae, _ = ctx.train(p["variant"], world, cfg.m_sae, {**cfg.options.get(p["variant"], {}), "k": p["k"]}, p["seed"])
     rep = C.evaluate_sae(sae, world, cfg, metrics=("reconstruction", "recovery", "absorption"))
     if "absorption" in rep.not_applicable:
-        raise ValueError(f"absorption recipe: {rep.not_applicable['absorption']} (world {cfg.world!r})")
+        fail("absorption recipe world", cfg.world, rep.not_applicable["absorption"], "a world with a hierarchy")
     return {"row": C.pick(rep, KEYS)}
 
 
