@@ -159,6 +159,21 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return sio.atomic_write_json(path, clean(obj))
 
 
+def read_json_object(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object stored at `path`, or None when there is none: no file, unreadable JSON (e.g. a
+    file cut short by a kill) or not an object. For marker and record files whose absence means
+    "not done yet"."""
+    from synthsae import io as sio
+
+    if not Path(path).is_file():
+        return None
+    try:
+        data = sio.read_json(path)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 # ---- markdown -------------------------------------------------------------------------------------
 def md(text: Any) -> str:
     """Text safe inside a markdown table cell."""

@@ -52,14 +52,8 @@ RUNNERS: Registry[Callable[..., dict[str, Any]]] = Registry("cell runner")
 
 def read_record(folder: str | Path) -> dict[str, Any] | None:
     """The finished cell's record, or None (not finished: no file, or an unreadable one)."""
-    path = Path(folder) / CELL_FILE
-    if not path.is_file():
-        return None
-    try:
-        record = sio.read_json(path)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) and "status" in record else None
+    record = tables.read_json_object(Path(folder) / CELL_FILE)
+    return record if record is not None and "status" in record else None
 
 
 def failure_record(why: str) -> dict[str, Any]:

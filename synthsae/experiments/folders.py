@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from synthsae import io as sio
+from synthsae import tables
 from synthsae.errors import ConfigError
 
 MARKER = "synthsae.json"
@@ -53,14 +54,7 @@ def tensors_digest(tensors: dict[str, Any]) -> str:
 
 def holder(out: str | Path) -> dict[str, Any] | None:
     """What the folder holds according to its marker (None: no marker, or an unreadable one)."""
-    path = Path(out) / MARKER
-    if not path.is_file():
-        return None
-    try:
-        data = sio.read_json(path)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+    return tables.read_json_object(Path(out) / MARKER)
 
 
 def describe(held: dict[str, Any]) -> str:
