@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from synthsae.experiments.recipes import RECIPES, Check, RecipeResult, verdict
+from synthsae import tables
 from synthsae.experiments.recipes import base as recipe_base
 from synthsae.experiments.recipes.amortization import AmortizationConfig
 from synthsae.experiments.recipes.absorption import AbsorptionConfig
@@ -65,7 +66,7 @@ def test_recipe_runs_small_and_writes_a_complete_report(name, tmp_path):
     for heading in SECTIONS:
         assert heading in text, heading
     for check in result.checks:
-        assert recipe_base._md(check.statement) in text
+        assert tables.md(check.statement) in text
     for title, _ in result.sections:
         assert f"## {title}" in text
     for table in result.tables:

@@ -14,14 +14,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from synthsae import tables
 from synthsae.config import Config
 from synthsae.errors import fail, require
 from synthsae.metrics import Report, evaluate
-from synthsae.plots import new_figure
+from synthsae.plots import label_axes, new_figure
 from synthsae.sae import SAE, TrainHistory, make, train
 from synthsae.sae.base import SAE_CONFIGS
 from synthsae.world import World
-from synthsae.world.presets import PRESETS
+from synthsae.world.presets import PRESETS, preset_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +113,11 @@ def grid_axis(where: str, hyper: dict[str, Any]) -> tuple[str, list[dict[str, An
 
 
 # ---- worlds, training, evaluation ------------------------------------------------------------
+def preset_world(cfg: RecipeConfig, params: dict[str, Any] | None = None):
+    """The WorldConfig of a recipe whose every cell uses the preset `cfg.world` seeded `cfg.world_seed`."""
+    return preset_config(cfg.world, seed=cfg.world_seed)
+
+
 def make_world(preset: str, seed: int, **overrides: Any) -> World:
     """`World.preset(preset, seed=seed, **overrides)`."""
     return World.preset(preset, seed=seed, **overrides)
@@ -151,7 +157,8 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def fmt(v: float, digits: int = 3) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}g}"
+    """A number in a check's evidence: `synthsae.tables.fmt` to `digits` significant digits."""
+    return tables.fmt(v, digits)
 
 
 def matched_difference(pts: list[dict], ref: list[dict], l0: str, ev: str) -> float:
@@ -187,9 +194,7 @@ def line_figure(series: dict[str, tuple[Sequence[float], Sequence[float]]], xlab
         ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 1, 2, 5, 10, 20, ... in plain numbers
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    label_axes(ax, xlabel, ylabel, title)
     if series:
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -194,16 +194,16 @@ class RecipeResult:
         lines += ["## Verdict", "", f"**The claim {verdict_word(self.held)}.**", ""]
         if self.checks:
             lines += ["| check | outcome | evidence |", "|---|---|---|"]
-            lines += [f"| {_md(c.statement)} | {verdict_word(c.outcome)} | {_md(c.evidence)} |" for c in self.checks]
+            lines += [f"| {tables.md(c.statement)} | {verdict_word(c.outcome)} | {tables.md(c.evidence)} |" for c in self.checks]
             lines.append("")
         lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
-        lines += [f"| `{k}` | {_fmt(v)} |" for k, v in self.metrics.items()]
+        lines += [f"| `{k}` | {tables.fmt(v)} |" for k, v in self.metrics.items()]
         lines.append("")
         if self.tables:
             lines += ["## Tables", ""]
             for name, rows in self.tables.items():
                 lines += [f"### {name}", "", f"All rows: [`{name}.csv`]({name}.csv).", ""]
-                lines += _markdown_table(rows[:MAX_MARKDOWN_ROWS])
+                lines += tables.markdown_table(rows[:MAX_MARKDOWN_ROWS])
                 if len(rows) > MAX_MARKDOWN_ROWS:
                     lines.append(f"\n({len(rows) - MAX_MARKDOWN_ROWS} more rows in the CSV.)")
                 lines.append("")
@@ -215,15 +215,3 @@ class RecipeResult:
             lines += [f"## {title}", "", text.strip(), ""]
         lines += ["## Configuration", "", "```json", json.dumps(self.config.to_dict(), indent=2), "```", ""]
         return "\n".join(lines)
-
-
-# One formatter, one NaN rule, one CSV writer: synthsae.tables.
-columns_of = tables.columns_of
-rows_to_csv = tables.to_csv
-_jsonable = tables.clean
-_fmt = tables.fmt
-_md = tables.md
-
-
-def _markdown_table(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return tables.markdown_table(rows)

@@ -12,7 +12,6 @@ import dataclasses
 
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
-from synthsae.world.presets import preset_config
 
 BASELINES = ("frozen_decoder", "soft_frozen_decoder", "frozen_encoder")
 KEYS = ("reconstruction.explained_variance", "recovery.rate@0.8", "recovery.rate@0.9", "recovery.mcc", "sparsity.l0",
@@ -56,9 +55,6 @@ def _cells(cfg: SanityConfig) -> list[Cell]:
     return [Cell(f"{variant}-seed{seed}", {"variant": variant, "seed": seed})
             for variant in ("topk",) + BASELINES for seed in cfg.seeds]
 
-
-def _world(cfg: SanityConfig, params: dict):
-    return preset_config(cfg.world, seed=cfg.world_seed)
 
 
 def _run_cell(cfg: SanityConfig, cell: Cell, ctx) -> dict:
@@ -125,4 +121,4 @@ def _conclude(config: SanityConfig, results: list[CellResult]) -> RecipeResult:
 RECIPE = register_grid_recipe(
     "sanity_baselines", SanityConfig,
     "trained TopK SAEs vs frozen / soft-frozen decoder and frozen encoder: recovery next to EV",
-    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)
+    cells=_cells, world=C.preset_world, run_cell=_run_cell, conclude=_conclude)

@@ -27,7 +27,6 @@ from synthsae.metrics import cosine_matrix, cross_seed_subspace_angles, principa
 from synthsae.plots import stability_histogram
 from synthsae.sae import make
 from synthsae.tables import restore
-from synthsae.world.presets import preset_config
 
 SUBSPACE_PROJ_THRESHOLD = 0.9  # as EvalConfig.subspace_proj_threshold: a latent lies in a group's span
 
@@ -143,9 +142,6 @@ def _cells(cfg: StabilityConfig) -> list[Cell]:
         out.append(Cell(f"{variant}-analysis", {"stage": "analysis", "variant": variant}, tuple(train_ids)))
     return out
 
-
-def _world(cfg: StabilityConfig, params: dict):
-    return preset_config(cfg.world, seed=cfg.world_seed)
 
 
 def _run_cell(cfg: StabilityConfig, cell: Cell, ctx) -> dict:
@@ -321,4 +317,4 @@ def _pool_check(variant, m: dict | None, cfg, metrics, rows) -> Check:
 RECIPE = register_grid_recipe(
     "stability", StabilityConfig,
     "cross-seed stability: reappearance, EV of stable latents, reproducible subspaces, pooling",
-    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)
+    cells=_cells, world=C.preset_world, run_cell=_run_cell, conclude=_conclude)

@@ -21,7 +21,6 @@ import numpy as np
 from synthsae.errors import fail, require
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
-from synthsae.world.presets import preset_config
 
 COMPARABLE = ("aen", "topk")
 
@@ -128,9 +127,6 @@ def _cell_list(cfg: StarvationConfig) -> list[Cell]:
     return out
 
 
-def _world(cfg: StarvationConfig, params: dict):
-    return preset_config(cfg.world, seed=cfg.world_seed)
-
 
 def _run_cell(cfg: StarvationConfig, cell: Cell, ctx) -> dict:
     p = cell.params
@@ -212,7 +208,7 @@ def _conclude(config: StarvationConfig, results: list[CellResult]) -> RecipeResu
 RECIPE = register_grid_recipe(
     "starvation", StarvationConfig,
     "dead latents of l1 SAEs across l1 x lr x size x seeds, which latents die, and AEN / TopK+AuxK",
-    cells=_cell_list, world=_world, run_cell=_run_cell, conclude=_conclude)
+    cells=_cell_list, world=C.preset_world, run_cell=_run_cell, conclude=_conclude)
 
 
 def _cells(runs: list[dict]) -> list[dict]:
