@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from synthsae.errors import ConfigError
+
 
 # ---- initialization ---------------------------------------------------------------------------
 def random_unit_rows(m: int, d: int, gen: torch.Generator) -> torch.Tensor:
@@ -46,7 +48,7 @@ def data_center(x: torch.Tensor, method: str) -> torch.Tensor:
         return geometric_median(x)
     if method == "zeros":
         return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-    raise ValueError(f"init_b_dec = {method!r} is invalid. Expected: 'mean', 'geometric_median' or 'zeros'.")
+    raise ConfigError(f"init_b_dec = {method!r} is invalid. Expected: 'mean', 'geometric_median' or 'zeros'.")
 
 
 # ---- decoder norms ----------------------------------------------------------------------------
