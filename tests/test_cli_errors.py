@@ -250,7 +250,7 @@ def test_absurd_sae_sizes_are_refused_before_allocating():
     if available_bytes() is None:
         pytest.skip("the available memory cannot be read here")
     with pytest.raises(ConfigError, match=r"TopKSAE\(d, m\) = 'd = 1000000000, m = 16' is invalid: training it "
-                                          r"needs about .* GiB of memory .* but only .* GiB is available"):
+                                          r".*needs about .* GiB of memory, but only .* GiB is available"):
         make("topk", 10**9, 16, k=1)
     with pytest.raises(ConfigError, match="at most about m = "):
         make("relu_l1", 10**5, 10**7)
