@@ -9,12 +9,13 @@ synthsaebench-16k preset), prints:
   (T(1 + steps) - T(1)) / steps, so set-up and the first step's allocations are excluded.
 * matmul: process CPU seconds of the five dense products a dense step needs (encoder forward
   x W_enc, decoder forward z W_dec, and the backward products g W_dec^T, z^T g, x^T g_pre), and
-  step / matmul (goal <= 1.5). Large dictionaries use sparse kernels (synthsae.sae.sparse), so
-  they can beat this dense baseline.
+  step / matmul (goal <= 1.5 at 16k). SAEs run their default, plain dense path; with
+  --sparse-kernels they are built with `sparse_kernels=True` (synthsae.sae.sparse), which can
+  beat this dense baseline when codes are sparse.
 * Sparsity state: a fresh relu_l1 SAE fires on about half its latents, a trained one on a few.
   Step times are reported at initialization ("init") and at trained sparsity ("trained": b_enc
   set so each latent fires with probability L0/m on the batch, L0 = the world's mean L0), since
-  the sparse kernels only engage once codes are sparse. TopK is exactly k-sparse from the start.
+  the sparse kernels only pay once codes are sparse. TopK is exactly k-sparse from the start.
 * end to end: samples/s of `synthsae.train` with world sampling included, from the same state,
   against SAELens `train_toy_sae` (the trainer behind `SyntheticSAERunner`) on its own synthetic
   generator with the same d, m, batch size, architecture and mean L0, in the same run (goal >= 3x).
@@ -24,12 +25,14 @@ synthsaebench-16k preset), prints:
 Rounds alternate synthsae and the baselines; medians are printed. Torch uses --threads threads.
 
 Usage: python benchmarks/train.py [--quick] [--rounds R] [--steps-16k N] [--threads T] [--batch-size B]
-                                 [--presets toy,synthsaebench-16k]
+                                 [--presets toy,synthsaebench-16k] [--sparse-kernels] [--no-saelens]
+                                 [--reuse-freed-memory]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -45,6 +48,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from synthsae._malloc import reuse_freed_memory  # noqa: E402
 from synthsae._rng import generator  # noqa: E402
 from synthsae.sae import make, train  # noqa: E402
 from synthsae.world import World  # noqa: E402
@@ -161,45 +165,57 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--presets", default="toy,synthsaebench-16k", help="comma-separated world presets")
+    ap.add_argument("--sparse-kernels", action="store_true", help="build the SAEs with sparse_kernels=True")
+    ap.add_argument("--no-saelens", action="store_true", help="skip the SAELens baseline")
+    ap.add_argument("--reuse-freed-memory", action="store_true",
+                    help="run everything inside synthsae.reuse_freed_memory() (the malloc opt-in)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rounds = 1 if args.quick else args.rounds
     B = args.batch_size
     print(f"synthsae training benchmark  torch {torch.__version__}  threads {torch.get_num_threads()}  batch {B}  "
-          f"rounds {rounds}  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  load {os.getloadavg()[0]:.1f}")
+          f"rounds {rounds}  {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  load {os.getloadavg()[0]:.1f}  "
+          f"sparse_kernels {args.sparse_kernels}  reuse_freed_memory {args.reuse_freed_memory}")
     print(f"{'world':>5} {'sae':>8} {'state':>7} {'step ms':>9} {'matmul ms':>10} {'ratio':>6} "
           f"{'synthsae samp/s':>16} {'SAELens samp/s':>15} {'speedup':>8}")
-    for preset in args.presets.split(","):
-        world = World.preset(preset)
-        l0 = float(world.firing_probabilities.sum())
-        m, k = world.m, max(1, round(l0))
-        steps = (10 if args.quick else 100) if preset == "toy" else max(2, args.steps_16k)
-        x = world.sample(B, seed=123).x
-        cases = [("topk", {"k": k}, None), ("relu_l1", {}, None), ("relu_l1", {}, l0)]
-        results = {i: {"step": [], "mm": [], "e2e": [], "sl": []} for i in range(len(cases))}
-        for _ in range(rounds):
-            for i, (name, hp, trained) in enumerate(cases):
-                r = results[i]
-                r["step"].append(step_time(name, hp, x, m, steps, trained))
-                r["mm"].append(bare_matmuls(B, world.d, m, repeats=3 if preset == "toy" else 1))
-                r["e2e"].append(end_to_end(name, hp, world, m, B, steps, trained))
-                if trained is None:  # SAELens's cost does not depend on the SAE's sparsity
-                    sl = saelens("topk" if name == "topk" else "standard", world.d, m, B, steps, l0, k, args.threads)
-                    if sl is not None:
-                        r["sl"].append(sl)
-        tag = "toy" if preset == "toy" else "16k"
-        print(f"# {preset}: d={world.d} m={m}, world mean L0 {l0:.1f}, topk k={k}, {steps} steps per timing")
-        saelens_of = {}
+    with reuse_freed_memory() if args.reuse_freed_memory else contextlib.nullcontext():
+        for preset in args.presets.split(","):
+            run_preset(preset, args, rounds, B)
+
+
+def run_preset(preset: str, args, rounds: int, B: int) -> None:
+    """Measure and print the rows of one world preset."""
+    world = World.preset(preset)
+    l0 = float(world.firing_probabilities.sum())
+    m, k = world.m, max(1, round(l0))
+    steps = (10 if args.quick else 100) if preset == "toy" else max(2, args.steps_16k)
+    x = world.sample(B, seed=123).x
+    opt = {"sparse_kernels": True} if args.sparse_kernels else {}
+    cases = [("topk", {"k": k, **opt}, None), ("relu_l1", opt, None), ("relu_l1", opt, l0)]
+    results = {i: {"step": [], "mm": [], "e2e": [], "sl": []} for i in range(len(cases))}
+    for _ in range(rounds):
         for i, (name, hp, trained) in enumerate(cases):
-            r = {key: statistics.median(v) if v else None for key, v in results[i].items()}
-            if r["sl"] is not None:
-                saelens_of[name] = r["sl"]
-            sl = saelens_of.get(name)
-            state = "init" if trained is None and name != "topk" else ("trained" if trained else "k-sparse")
-            sl_txt = f"{sl:15.0f}" if sl else f"{'n/a':>15}"
-            sp_txt = f"{r['e2e'] / sl:7.2f}x" if sl else f"{'n/a':>8}"
-            print(f"{tag:>5} {name:>8} {state:>7} {r['step'] * 1e3:9.2f} {r['mm'] * 1e3:10.2f} "
-                  f"{r['step'] / r['mm']:6.2f} {r['e2e']:16.0f} {sl_txt} {sp_txt}")
+            r = results[i]
+            r["step"].append(step_time(name, hp, x, m, steps, trained))
+            r["mm"].append(bare_matmuls(B, world.d, m, repeats=3 if preset == "toy" else 1))
+            r["e2e"].append(end_to_end(name, hp, world, m, B, steps, trained))
+            if trained is None and not args.no_saelens:  # SAELens's cost does not depend on sparsity
+                sl = saelens("topk" if name == "topk" else "standard", world.d, m, B, steps, l0, k, args.threads)
+                if sl is not None:
+                    r["sl"].append(sl)
+    tag = "toy" if preset == "toy" else "16k"
+    print(f"# {preset}: d={world.d} m={m}, world mean L0 {l0:.1f}, topk k={k}, {steps} steps per timing")
+    saelens_of = {}
+    for i, (name, hp, trained) in enumerate(cases):
+        r = {key: statistics.median(v) if v else None for key, v in results[i].items()}
+        if r["sl"] is not None:
+            saelens_of[name] = r["sl"]
+        sl = saelens_of.get(name)
+        state = "init" if trained is None and name != "topk" else ("trained" if trained else "k-sparse")
+        sl_txt = f"{sl:15.0f}" if sl else f"{'n/a':>15}"
+        sp_txt = f"{r['e2e'] / sl:7.2f}x" if sl else f"{'n/a':>8}"
+        print(f"{tag:>5} {name:>8} {state:>7} {r['step'] * 1e3:9.2f} {r['mm'] * 1e3:10.2f} "
+              f"{r['step'] / r['mm']:6.2f} {r['e2e']:16.0f} {sl_txt} {sp_txt}")
 
 
 if __name__ == "__main__":

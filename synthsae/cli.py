@@ -118,22 +118,6 @@ def _missing_optional(err: ImportError) -> bool:
     return name in OPTIONAL_MODULES or "pip install" in str(err)
 
 
-def _raised_for_input(err: BaseException) -> bool:
-    """True if `err` comes from a `raise` statement in synthsae's own code (an input check written before
-    `ConfigError` existed, or one not converted yet), not from inside torch, numpy or Python (a bug)."""
-    import linecache
-
-    tb = err.__traceback__
-    if tb is None:
-        return False
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    filename = tb.tb_frame.f_code.co_filename
-    package = str(Path(__file__).resolve().parent)
-    line = linecache.getline(filename, tb.tb_lineno).strip()
-    return str(Path(filename).resolve()).startswith(package + os.sep) and line.startswith("raise ")
-
-
 def _set_threads(n: int) -> None:
     if n < 1:
         raise UserError(f"--threads {n} is invalid: the number of CPU threads must be at least 1")
@@ -151,6 +135,13 @@ def _threads_option(parser, default: int | None = None) -> None:
     parser.add_argument("--threads", type=int, default=default, metavar="N",
                         help=f"torch CPU threads (default: {shown}; 1 is fastest for small models such as "
                              "the demo's, especially on a busy machine)")
+
+
+def _headline_legend() -> str:
+    """The headline columns of comparison tables and the Report key each shows (from the metric registry)."""
+    from synthsae.metrics import HEADLINE
+
+    return ", ".join(f"{title} = {key}" for title, key in HEADLINE)
 
 
 def _progress(args) -> bool:
@@ -173,9 +164,7 @@ def cmd_demo(args) -> int:
           f"{config.train.n_samples:,} samples each, then evaluating on {config.eval.n:,} fresh samples.")
     result = run_experiment(config, args.out, device=args.device, progress=_progress(args), overwrite=args.overwrite)
     print("\n" + result.table())
-    print("\nEV explained variance, L0 active latents per sample, MCC mean |cos| of matched atoms, "
-          "recovered@0.9 share of true features matched at |cos| >= 0.9, dead share of latents that never fired, "
-          "shrinkage median magnitude ratio (1 = none), absorption hierarchy absorption rate (docs/metrics.md).")
+    print(f"\nColumns: {_headline_legend()} (definitions in docs/metrics.md).")
     print(f"Report: {result.report_path}")
     return 0
 
@@ -214,7 +203,7 @@ def _run_recipe(name: str, data: dict[str, Any] | None, args, default_out: str) 
 
     try:
         recipe = RECIPES.get(name)
-    except ValueError as err:
+    except ConfigError as err:
         raise UserError(f"{err} (or give a path to a .toml experiment config)") from None
     if data is None:
         config = recipe.config_class.small() if args.small else recipe.config_class()
@@ -224,11 +213,15 @@ def _run_recipe(name: str, data: dict[str, Any] | None, args, default_out: str) 
     config = recipe.config_class.from_dict(_apply_sets(data, args.set), path=name)
     out = Path(args.out or str(Path("synthsae-runs") / default_out))
     device = _device(args.device) or torch.device("cpu")
-    from synthsae.experiments.engine import run_recipe
+    from synthsae.experiments.engine import CellsFailed, run_recipe
 
     options = {"address": args.address} if args.address is not None else {}
-    result, report = run_recipe(recipe, config, out, device, _progress(args), executor=args.executor or "serial",
-                                n_workers=args.workers, overwrite=args.overwrite, **options)
+    try:
+        result, report = run_recipe(recipe, config, out, device, _progress(args), executor=args.executor or "serial",
+                                    n_workers=args.workers, overwrite=args.overwrite, **options)
+    except CellsFailed as err:  # the command ran; some of its work failed (as a sweep with failed trials)
+        print(f"synthsae: error: {err}", file=sys.stderr)
+        return EXIT_FAILED
     print(f"{name}: {result.claim.strip().splitlines()[0] if result.claim.strip() else ''}")
     from synthsae.experiments.recipes.base import verdict_word
 
@@ -346,6 +339,7 @@ OVERWRITE_HELP = ("replace --out when it holds another experiment's results (del
 def build_parser() -> argparse.ArgumentParser:
     from synthsae.experiments.demo import DEMO_EVAL_SAMPLES, DEMO_SAMPLES, DEMO_VARIANTS
     from synthsae.experiments.executors import EXECUTORS
+    from synthsae.metrics import HEADLINE
     from synthsae.world import PRESETS
 
     fmt = argparse.RawDescriptionHelpFormatter
@@ -360,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser(
         "demo", formatter_class=fmt, help="train relu_l1, topk, jumprelu and aen on a toy world and compare them",
         description="Train four SAE variants on a toy world with planted features (CPU, a few minutes), print "
-                    "a comparison table (EV, L0, MCC, recovery, dead, shrinkage, absorption) and write a report "
+                    f"a comparison table ({', '.join(t for t, _ in HEADLINE)}) and write a report "
                     "folder with plots. Rerunning the same command into the same folder reuses finished results.",
         epilog="examples:\n  synthsae demo\n  synthsae demo --out my-demo --variants topk,relu_l1 --samples 100000")
     demo.add_argument("--out", default="synthsae-demo", metavar="DIR", help="report folder (default: %(default)s)")
@@ -495,7 +489,7 @@ def _print_config(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status: 0 ok, 1 some work failed (sweep trials), 2 a user error,
+    """Entry point; returns the exit status: 0 ok, 1 some work failed (sweep trials, recipe cells), 2 a user error,
     130 interrupted.
 
     User errors (`ConfigError` from any check, an OSError on a user's path, a missing optional
@@ -517,11 +511,6 @@ def main(argv: list[str] | None = None) -> int:
             return _print_config(args)
         return COMMANDS[args.command](args)
     except (ConfigError, FloatingPointError) as err:  # bad input; a blow-up of the user's hyperparameters
-        print(f"synthsae: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except ValueError as err:
-        if not _raised_for_input(err):  # e.g. a ValueError from inside torch: a bug, keep its traceback
-            raise
         print(f"synthsae: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:  # a user's path: missing, not writable, a file where a folder should be, disk full

@@ -52,6 +52,8 @@ class Config:
     family: ClassVar[Registry | None] = None
     # Set on each member of a family: its registered name.
     kind: ClassVar[str | None] = None
+    # How errors name this config's fields (`label.field`); None = the class name.
+    error_label: ClassVar[str | None] = None
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -221,7 +223,7 @@ _NO_CHANGE = object()
 def _field_hints(cls: type) -> tuple[tuple[str, Any, bool, str], ...]:
     """(name, annotation, non-finite floats allowed, config label) for every init field of `cls`."""
     hints = typing.get_type_hints(cls)
-    label = cls.__name__
+    label = getattr(cls, "error_label", None) or cls.__name__
     return tuple((f.name, hints[f.name], bool(f.metadata.get("nonfinite", False)), label)
                  for f in dataclasses.fields(cls) if f.init and f.name in hints)
 

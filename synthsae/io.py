@@ -28,13 +28,15 @@ import torch
 from safetensors.torch import load as _st_load
 from safetensors.torch import save as _st_save
 
+from synthsae.errors import ConfigError
+
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write `data` to `path` atomically; create parent folders. Returns the path."""
     path = Path(path)
     make_folder(path.parent)
     if path.is_dir():
-        raise ValueError(f"{path} is a folder: cannot write a file there. Expected: a file path (or remove the folder)")
+        raise ConfigError(f"{path} is a folder: cannot write a file there. Expected: a file path (or remove the folder)")
     mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -57,7 +59,7 @@ def make_folder(folder: str | Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
-        raise ValueError(f"{blocker} is a file, so the folder {folder} cannot be created there. Expected: a folder "
+        raise ConfigError(f"{blocker} is a file, so the folder {folder} cannot be created there. Expected: a folder "
                          "path (or move the file)") from None
     return folder
 
@@ -125,7 +127,7 @@ def read_tensor_file(path: str | Path, device: str | torch.device = "cpu") -> Te
     `ValueError` naming it."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path} does not exist: expected a .safetensors file written by synthsae")
+        raise ConfigError(f"{path} does not exist: expected a .safetensors file written by synthsae")
     data = path.read_bytes()
     try:
         tensors = _st_load(data)
@@ -135,7 +137,7 @@ def read_tensor_file(path: str | Path, device: str | torch.device = "cpu") -> Te
         if not isinstance(metadata, dict):
             raise TypeError("the __metadata__ entry is not a table")
     except Exception as err:  # safetensors raises its own error types
-        raise ValueError(f"{path} is not a readable safetensors file ({err}); it may be truncated or corrupted") from None
+        raise ConfigError(f"{path} is not a readable safetensors file ({err}); it may be truncated or corrupted") from None
     return TensorFile({k: v.to(device) for k, v in tensors.items()}, dict(metadata), tensors_digest(tensors, metadata))
 
 
@@ -153,8 +155,8 @@ def tensors_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str] | 
 def read_json(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path} does not exist: expected a JSON file written by synthsae")
+        raise ConfigError(f"{path} does not exist: expected a JSON file written by synthsae")
     try:
         return json.loads(path.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); it may be truncated or corrupted") from None
+        raise ConfigError(f"{path} is not valid JSON ({err}); it may be truncated or corrupted") from None

@@ -39,22 +39,30 @@ def sae_bytes(d: int, m: int, itemsize: int = 4) -> int:
     return SAE_COPIES * (2 * d * m + d + m) * itemsize + 2 * 8 * m
 
 
-def check_sae_memory(d: int, m: int, name: str = "SAE", itemsize: int = 4) -> None:
-    """Raise `ConfigError` (naming both numbers) if training an SAE of (d, m) would not fit in the
-    memory available now."""
-    need = sae_bytes(d, m, itemsize)
+def require_memory(need: int, field: str, value: str, what: str, smaller: str) -> None:
+    """Raise `ConfigError` naming `field` unless `need` bytes are available now (requests below
+    `CHECK_ABOVE` always pass). what: what needs the memory; smaller: what would fit."""
     if need < CHECK_ABOVE:
         return
     have = available_bytes()
     if have is None or need <= have:
         return
-    fits = have // max(1, need // max(1, m))  # latents that fit at this d
+    fail(field, value, f"{what} needs about {gib(need)} of memory, but only {gib(have)} is available here", smaller)
+
+
+def check_sae_memory(d: int, m: int, name: str = "SAE", itemsize: int = 4) -> None:
+    """Raise `ConfigError` (naming both numbers) if training an SAE of (d, m) would not fit in the
+    memory available now."""
+    need = sae_bytes(d, m, itemsize)
+    have = available_bytes() if need >= CHECK_ABOVE else None
+    fits = (have or 0) // max(1, need // max(1, m))  # latents that fit at this d
     smaller = (f"a smaller SAE (with d = {d}, at most about m = {fits} latents fit here)" if fits >= 1 else
                f"a smaller d (at d = {d} not even one latent fits here)")
-    fail(f"{name}(d, m)", f"d = {d}, m = {m}", f"training it needs about {_gib(need)} of memory (weights and Adam "
-         f"moments, {SAE_COPIES} x (2·d·m + d + m) floats of {itemsize} bytes), but only {_gib(have)} is available "
-         "here", f"{smaller}, or a machine with more memory")
+    require_memory(need, f"{name}(d, m)", f"d = {d}, m = {m}",
+                   f"training it (weights and Adam moments, {SAE_COPIES} x (2·d·m + d + m) floats of {itemsize} bytes)",
+                   f"{smaller}, or a machine with more memory")
 
 
-def _gib(n: float) -> str:
+def gib(n: float) -> str:
+    """Bytes as GiB with 3 significant digits."""
     return f"{n / 2**30:.3g} GiB"

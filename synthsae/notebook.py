@@ -33,6 +33,8 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from synthsae.errors import ConfigError
+
 SCALE_ENV = "SYNTHSAE_NOTEBOOK_SCALE"
 OUT_ENV = "SYNTHSAE_NOTEBOOK_OUT"
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -97,7 +99,7 @@ def percent_cells(text: str) -> list[tuple[str, str]]:
         elif cells:
             cells[-1][1].append(line)
         elif line.strip():
-            raise ValueError(f"text before the first '# %%' cell marker: {line!r}. Expected: every line in a cell.")
+            raise ConfigError(f"text before the first '# %%' cell marker: {line!r}. Expected: every line in a cell.")
     out = []
     for kind, body in cells:
         if kind == "markdown":
@@ -115,14 +117,14 @@ def ipynb_cells(path: str | Path) -> list[tuple[str, str]]:
 
 def scripts(names: Sequence[str] = ()) -> list[Path]:
     """The walkthrough scripts in notebooks/, all or those whose file name starts with one of `names`
-    (e.g. "03" or "03_train_and_evaluate"); an unknown name is a `ValueError`."""
+    (e.g. "03" or "03_train_and_evaluate"); an unknown name is a `ConfigError`."""
     found = sorted(NOTEBOOK_DIR.glob(SCRIPT_GLOB))
     if not names:
         return found
     picked = [p for p in found if any(p.name.startswith(n.removesuffix(".py")) for n in names)]
     unknown = [n for n in names if not any(p.name.startswith(n.removesuffix(".py")) for p in found)]
     if unknown:
-        raise ValueError(f"notebook {unknown[0]!r} matches no script in {NOTEBOOK_DIR}. "
+        raise ConfigError(f"notebook {unknown[0]!r} matches no script in {NOTEBOOK_DIR}. "
                          f"Expected: a prefix of one of {[p.name for p in found]}.")
     return picked
 

@@ -18,6 +18,15 @@ def new_figure(nrows: int = 1, ncols: int = 1, **kwargs):
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
+def label_axes(ax, xlabel: str, ylabel: str | None = None, title: str | None = None) -> None:
+    """Axis labels and a small title, as every figure of synthsae has them."""
+    ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
+    if title is not None:
+        ax.set_title(title, fontsize=9)
+
+
 def save_png(fig: Figure, path, dpi: int = 110):
     """Write `fig` to `path` as PNG atomically; a pyplot-managed figure is closed afterwards."""
     import io
@@ -39,9 +48,7 @@ def cosine_heatmap(C, title: str = "|cos| true features vs matched latents") -> 
     C = np.asarray(C, dtype=float)
     fig, ax = new_figure(figsize=(5, 4.2))
     im = ax.imshow(C, vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
-    ax.set_xlabel("matched latent")
-    ax.set_ylabel("true feature")
-    ax.set_title(title, fontsize=9)
+    label_axes(ax, "matched latent", "true feature", title)
     fig.colorbar(im, ax=ax, label="|cos|")
     fig.tight_layout()
     return fig
@@ -55,9 +62,7 @@ def recovery_curve(thresholds, rates, marks=(0.8, 0.9)) -> Figure:
         ax.axvline(t, color="gray", ls=":", lw=1)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("cosine threshold t")
-    ax.set_ylabel("recovery rate")
-    ax.set_title("recovery vs threshold", fontsize=9)
+    label_axes(ax, "cosine threshold t", "recovery rate", "recovery vs threshold")
     fig.tight_layout()
     return fig
 
@@ -71,9 +76,7 @@ def firing_vs_recovery(fire_rate, cos) -> Figure:
     if ok.any():
         ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("true firing rate")
-    ax.set_ylabel("matched |cos|")
-    ax.set_title("rare features are recovered worse?", fontsize=9)
+    label_axes(ax, "true firing rate", "matched |cos|", "rare features are recovered worse?")
     fig.tight_layout()
     return fig
 
@@ -91,9 +94,7 @@ def absorption_matrix(parents, children, rates, max_size: int = 64) -> Figure:
             M[pi[p], ci[c]] = r
     fig, ax = new_figure(figsize=(5, 4.2))
     im = ax.imshow(np.ma.masked_invalid(M), vmin=0, vmax=1, cmap="magma", aspect="auto", interpolation="nearest")
-    ax.set_xlabel("child feature")
-    ax.set_ylabel("parent feature")
-    ax.set_title("absorption rate (full + partial)", fontsize=9)
+    label_axes(ax, "child feature", "parent feature", "absorption rate (full + partial)")
     fig.colorbar(im, ax=ax)
     fig.tight_layout()
     return fig
@@ -108,8 +109,6 @@ def stability_histogram(probabilities, threshold: float | None = 0.5) -> Figure:
     if threshold is not None:
         ax.axvline(threshold, color="red", ls="--", lw=1, label="stable threshold")
         ax.legend(fontsize=8)
-    ax.set_xlabel("reappearance probability")
-    ax.set_ylabel("latents")
-    ax.set_title("cross-seed stability", fontsize=9)
+    label_axes(ax, "reappearance probability", "latents", "cross-seed stability")
     fig.tight_layout()
     return fig

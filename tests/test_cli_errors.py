@@ -250,7 +250,7 @@ def test_absurd_sae_sizes_are_refused_before_allocating():
     if available_bytes() is None:
         pytest.skip("the available memory cannot be read here")
     with pytest.raises(ConfigError, match=r"TopKSAE\(d, m\) = 'd = 1000000000, m = 16' is invalid: training it "
-                                          r"needs about .* GiB of memory .* but only .* GiB is available"):
+                                          r".*needs about .* GiB of memory, but only .* GiB is available"):
         make("topk", 10**9, 16, k=1)
     with pytest.raises(ConfigError, match="at most about m = "):
         make("relu_l1", 10**5, 10**7)
@@ -277,7 +277,17 @@ def test_sweep_with_a_failed_trial_exits_1_and_says_how_many(tmp_path, capsys):
     assert (out / "results.csv").is_file()
 
 
-def test_a_plain_value_error_raised_by_a_synthsae_input_check_is_still_a_user_error(capsys):
-    # a check that raises ValueError itself (not yet ConfigError) is a `raise` in synthsae's own code
+def test_an_unknown_sweep_key_is_a_user_error(capsys):
     err = user_error(["sweep", str(CONFIGS / "sweep_l1.toml"), "--set", "sweep.workers=2"], capsys)
     assert "unknown key(s) ['workers']" in err
+
+
+def test_a_recipe_with_failed_cells_exits_1_with_one_error_line(monkeypatch, capsys, tmp_path):
+    from synthsae.experiments import engine
+
+    def failing(*args, **kwargs):
+        raise engine.CellsFailed("recipe starvation: 1 of 4 cells failed (x: boom)")
+
+    monkeypatch.setattr(engine, "run_recipe", failing)
+    assert main(["run", "starvation", "--small", "--out", str(tmp_path / "o")]) == cli.EXIT_FAILED
+    assert "synthsae: error: recipe starvation: 1 of 4 cells failed" in capsys.readouterr().err

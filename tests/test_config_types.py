@@ -46,9 +46,9 @@ from synthsae.world import (Block, Coherence, ConstantMagnitude, ExactlyK, Full,
     (lambda: ConstantMagnitude(value=Linear(start=math.nan)), "Linear.start"),
     (lambda: TopKConfig(d=8, m=16, k=2.5), "TopKConfig.k"),
     (lambda: TopKConfig(d=8, m=16, aux_k=True), "TopKConfig.aux_k"),
-    (lambda: TrainSettings(n_samples=True), "TrainSettings.n_samples"),
-    (lambda: TrainSettings(lr="1e-3"), "TrainSettings.lr"),
-    (lambda: TrainSettings(betas=(0.9,)), "TrainSettings.betas"),
+    (lambda: TrainSettings(n_samples=True), "train.n_samples"),
+    (lambda: TrainSettings(lr="1e-3"), "train.lr"),
+    (lambda: TrainSettings(betas=(0.9,)), "train.betas"),
 ])
 def test_wrong_types_are_refused_naming_the_field(make, field):
     with pytest.raises(ValueError, match=r"is invalid: .*Expected: ") as err:

@@ -52,14 +52,8 @@ RUNNERS: Registry[Callable[..., dict[str, Any]]] = Registry("cell runner")
 
 def read_record(folder: str | Path) -> dict[str, Any] | None:
     """The finished cell's record, or None (not finished: no file, or an unreadable one)."""
-    path = Path(folder) / CELL_FILE
-    if not path.is_file():
-        return None
-    try:
-        record = sio.read_json(path)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) and "status" in record else None
+    record = tables.read_json_object(Path(folder) / CELL_FILE)
+    return record if record is not None and "status" in record else None
 
 
 def failure_record(why: str) -> dict[str, Any]:
@@ -110,7 +104,7 @@ def execute(task: Task, scratch: str | Path | None = None, input_files: dict[str
         record = {"status": "failed", "error": f"{type(err).__name__}: {err}", "row": {}, "data": None}
     record["wall_seconds"] = time.perf_counter() - t0
     record = tables.clean(record)
-    sio.atomic_write_json(folder / CELL_FILE, record)
+    tables.write_json(folder / CELL_FILE, record)
     if scratch is not None:
         record = {**record, "files": pack(folder)}
     return record
@@ -126,5 +120,5 @@ def store(task: Task, record: dict[str, Any]) -> dict[str, Any]:
         return existing
     if files:
         unpack({k: v for k, v in files.items() if k != CELL_FILE}, task.out_dir)
-    sio.atomic_write_json(Path(task.out_dir) / CELL_FILE, tables.clean(record))
+    tables.write_json(Path(task.out_dir) / CELL_FILE, record)
     return record

@@ -32,12 +32,19 @@ from typing import Any
 import torch
 
 from synthsae import tables
+from synthsae.errors import ConfigError
 from synthsae.experiments import folders
 from synthsae.experiments.cells import RUNNERS, Task, failure_record, read_record, store
+from synthsae.progress import progress_bar
 
 CELLS_DIR = "cells"
 _WORLDS: dict[str, Any] = {}  # per-process cache of built worlds (a worker builds each world once)
 _MAX_WORLDS = 8
+
+
+class CellsFailed(RuntimeError):
+    """Some cells of a recipe failed (each one's error and traceback are in its folder). The command line
+    prints it as one error line and exits 1, as for a sweep with failed trials."""
 
 
 # ---- running cells -------------------------------------------------------------------------------
@@ -58,11 +65,8 @@ def run_cells(tasks: Sequence[Task], executor: str = "serial", n_workers: int | 
     records = {t.id: read_record(t.out_dir) for t in tasks}
     remaining = [t for t in tasks if records[t.id] is None or (retry_failed and records[t.id]["status"] != "ok")]
     by_folder = {str(Path(t.out_dir)): t.id for t in tasks}
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(tasks), initial=len(tasks) - len(remaining), desc=f"{desc} ({executor})", unit="cell")
+    bar = progress_bar(len(tasks), f"{desc} ({executor})", enabled=progress, initial=len(tasks) - len(remaining),
+                       unit="cell")
 
     def on_done(task: Task, record: dict[str, Any]) -> None:
         records[task.id] = store(task, record)
@@ -135,7 +139,7 @@ def run_grid(recipe, config, out_dir: str | Path, device: torch.device | str | N
              executor: str = "serial", n_workers: int | None = None, overwrite: bool = False,
              **executor_options: Any):
     """Run the grid recipe `recipe` with `config` into `out_dir` (see module docstring); returns its
-    `RecipeResult` (not yet written: `.write(out_dir)`). A failed cell raises ValueError after the
+    `RecipeResult` (not yet written: `.write(out_dir)`). A failed cell raises `CellsFailed` after the
     others finished, naming it; rerunning the same command retries it."""
     from synthsae.experiments.executors import EXECUTORS
 
@@ -153,7 +157,7 @@ def run_grid(recipe, config, out_dir: str | Path, device: torch.device | str | N
     failed = [(t.id, records[t.id]["error"]) for t in tasks if records[t.id]["status"] != "ok"]
     if failed:
         shown = "; ".join(f"{i}: {e}" for i, e in failed[:5]) + (f"; ... ({len(failed) - 5} more)" if len(failed) > 5 else "")
-        raise ValueError(f"recipe {recipe.name}: {len(failed)} of {len(tasks)} cells failed ({shown}). Tracebacks: "
+        raise CellsFailed(f"recipe {recipe.name}: {len(failed)} of {len(tasks)} cells failed ({shown}). Tracebacks: "
                          f"{out / CELLS_DIR}/<cell>/error.txt. Fix the cause and rerun the same command: finished cells "
                          "are kept, failed ones run again.")
     from synthsae.experiments.recipes.base import CellResult
@@ -184,8 +188,8 @@ def run_recipe(recipe, config, out_dir: str | Path, device: torch.device | str |
         result = run_grid(recipe, config, out, device, progress, executor, n_workers, overwrite, **executor_options)
     else:
         if executor != "serial" or executor_options or n_workers is not None:
-            raise ValueError(f"executor = {executor!r} is invalid for recipe {recipe.name}: it is one function, not a "
-                             "grid of cells, so it runs in this process. Expected: the serial executor (the default).")
+            raise ConfigError(f"executor = {executor!r} is invalid for recipe {recipe.name}: it is one function, not "
+                              "a grid of cells, so it runs in this process. Expected: the serial executor (the default).")
         folders.claim(out, "recipe", recipe.name, recipe_digest(recipe, config), overwrite=overwrite)
         result = recipe.run(config, out, torch.device(device or "cpu"), progress)
     return result, result.write(out)

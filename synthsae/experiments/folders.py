@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from synthsae import io as sio
+from synthsae import tables
+from synthsae.errors import ConfigError
 
 MARKER = "synthsae.json"
 KINDS = ("experiment", "sweep", "recipe", "evaluation", "world")
@@ -52,14 +54,7 @@ def tensors_digest(tensors: dict[str, Any]) -> str:
 
 def holder(out: str | Path) -> dict[str, Any] | None:
     """What the folder holds according to its marker (None: no marker, or an unreadable one)."""
-    path = Path(out) / MARKER
-    if not path.is_file():
-        return None
-    try:
-        data = sio.read_json(path)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+    return tables.read_json_object(Path(out) / MARKER)
 
 
 def describe(held: dict[str, Any]) -> str:
@@ -69,7 +64,7 @@ def describe(held: dict[str, Any]) -> str:
 
 
 def claim(out: str | Path, kind: str, name: str, digest: str, overwrite: bool = False) -> Path:
-    """Make `out` the folder of this `kind`/`name`/`digest`, or raise ValueError (see module docstring).
+    """Make `out` the folder of this `kind`/`name`/`digest`, or raise ConfigError (see module docstring).
 
     Returns the folder. overwrite=True deletes the contents of a folder holding another synthsae
     result first (never a folder without a marker, nor one containing the working directory)."""
@@ -78,7 +73,7 @@ def claim(out: str | Path, kind: str, name: str, digest: str, overwrite: bool = 
     out = Path(out)
     me = {"kind": kind, "name": name, "digest": digest}
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is invalid: it is a file, not a folder. Choose another --out folder.")
+        raise ConfigError(f"--out {out} is invalid: it is a file, not a folder. Choose another --out folder.")
     held = holder(out)
     if held is not None and held.get("kind") == kind and held.get("digest") == digest:
         if held.get("name") != name:  # same results under a new title: keep the folder, update the title
@@ -86,13 +81,13 @@ def claim(out: str | Path, kind: str, name: str, digest: str, overwrite: bool = 
         return out
     if held is not None:
         if not overwrite:
-            raise ValueError(
+            raise ConfigError(
                 f"--out {out} holds the results of a different experiment: {describe(held)}, not this {kind} {name!r} "
                 f"(digest {digest}). "
                 f"Choose a new folder with --out NEW, or pass --overwrite to delete {out} and start over.")
         _empty(out)
     elif out.is_dir() and any(out.iterdir()):
-        raise ValueError(
+        raise ConfigError(
             f"--out {out} is not empty and was not written by synthsae (it has no {MARKER}; folders written by "
             "synthsae before output folders were claimed have none either), so it may hold something else. Choose a "
             "new folder with --out NEW (--overwrite never deletes files synthsae did not claim).")
@@ -105,7 +100,7 @@ def _empty(out: Path) -> None:
     here = Path.cwd().resolve()
     target = out.resolve()
     if target == here or target in here.parents or target == Path(target.anchor) or target == Path.home().resolve():
-        raise ValueError(f"--overwrite {out} is refused: it would delete the working directory, the home folder or "
+        raise ConfigError(f"--overwrite {out} is refused: it would delete the working directory, the home folder or "
                          "a filesystem root. Choose another --out folder.")
     for child in target.iterdir():
         if child.is_dir() and not child.is_symlink():

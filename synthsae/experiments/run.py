@@ -20,7 +20,6 @@ training from its last checkpoint (bit-identical on CPU) and skips finished SAEs
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -28,22 +27,17 @@ from typing import Any
 import torch
 
 from synthsae import io as sio
-from synthsae._rng import resolve_device
+from synthsae import progress as prog
 from synthsae import tables
+from synthsae._rng import resolve_device
+from synthsae.errors import fail
 from synthsae.experiments import folders
 from synthsae.experiments.config import ExperimentConfig
+from synthsae.metrics import HEADLINE, Report  # HEADLINE: (column title, Report key) of the comparison table
 from synthsae.plots import save_png
 
-# The headline columns of the comparison table: (column title, Report.metrics key) -- docs/metrics.md.
-HEADLINE = (
-    ("EV", "reconstruction.explained_variance"),
-    ("L0", "sparsity.l0"),
-    ("MCC", "recovery.mcc"),
-    ("recovered@0.9", "recovery.rate@0.9"),
-    ("dead", "latents.dead_fraction"),
-    ("shrinkage", "recovery.shrinkage_median"),
-    ("absorption", "absorption.rate"),
-)
+EVAL_DIR = "eval"
+
 RESULT_FILE = "result.json"
 
 
@@ -69,16 +63,16 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, device: str | 
                    progress: bool = True, overwrite: bool = False) -> ExperimentResult:
     """Run `config` (train every SAE on its world, evaluate each) and write the report folder `out_dir`.
 
-    device: overrides `config.device` (e.g. "cuda"). progress: tqdm bars while training.
+    device: overrides `config.device` (e.g. "cuda"). progress: progress bars while training (`synthsae.progress`: a bar on a terminal, lines elsewhere).
     The world is built (which validates it) before `out_dir` is claimed (`experiments.folders`): a
-    folder holding another experiment's (or a sweep's, a recipe's) results raises `ValueError`
+    folder holding another experiment's (or a sweep's, a recipe's) results raises `ConfigError`
     unless overwrite=True; the same config resumes.
     """
     from synthsae.sae.base import SAES
 
     if not isinstance(config, ExperimentConfig):
-        raise ValueError(f"config = {type(config).__name__} is invalid: expected an ExperimentConfig "
-                         "(ExperimentConfig.load('experiment.toml'))")
+        fail("config", type(config).__name__, "run_experiment takes an experiment config",
+             "an ExperimentConfig (ExperimentConfig.load('experiment.toml'))")
     dev = resolve_device(config.device if device is None else device)
     world = build_world(config)
     out = Path(out_dir)
@@ -90,8 +84,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, device: str | 
         done = folder / RESULT_FILE
         if not done.is_file():
             _train_and_evaluate(SAES.get(sae_config.kind)(sae_config), label, world, config, folder, dev, progress)
-        result = sio.read_json(done)
-        rows.append(tables.restore_row(result["row"], ("label", "variant")))
+        rows.append(_result_row(folder))
         histories[label] = sio.read_json(folder / "history.json")
     _write_summary(config, out, world, rows, histories)
     return ExperimentResult(config, out, rows)
@@ -147,30 +140,29 @@ def _train_and_evaluate(sae, label: str, world, config: ExperimentConfig, folder
     sae.save(folder / "model")
     history.save(folder)
     if progress:
-        from tqdm.auto import tqdm
-
-        tqdm.write(f"{label}: evaluating on {config.eval.n:,} fresh samples")
+        prog.write(f"{label}: evaluating on {config.eval.n:,} fresh samples")
     t0 = time.perf_counter()
     report = evaluate(sae, world, device=dev, config=config.eval)
-    report.save(folder / "eval", plots=config.plots)
+    report.save(folder / EVAL_DIR, plots=config.plots)
     t_eval = time.perf_counter() - t0
-    row = {"label": label, "variant": sae.name, "m": sae.config.m, "train_seconds": t_train, "eval_seconds": t_eval,
-           **{k: float(v) for k, v in report.metrics.items()}}
-    # written last: its presence means this SAE is finished (NaN -> null in JSON, back to NaN on read)
+    row = {"label": label, "variant": sae.name, "m": sae.config.m, "train_seconds": t_train, "eval_seconds": t_eval}
+    # written last: its presence means this SAE is finished; the metrics are the saved Report's
     tables.write_json(folder / RESULT_FILE, {
-        "row": row, "not_applicable": report.not_applicable, "notes": report.notes,
-        "figures": sorted(p.name for p in (folder / "eval").glob("*.png")),
+        "row": row, "figures": sorted(p.name for p in (folder / EVAL_DIR).glob("*.png")),
     })
 
 
-def _nan(v: Any) -> float:
-    return math.nan if v is None else v
+def _result_row(folder: Path) -> dict[str, Any]:
+    """A finished SAE's row: its result.json (label, variant, m, timings) and every metric of its Report."""
+    row = sio.read_json(folder / RESULT_FILE)["row"]
+    metrics = {k: float(tables.restore(v)) for k, v in Report.load(folder / EVAL_DIR).metrics.items()}
+    return tables.restore_row({**row, **metrics}, ("label", "variant"))
 
 
 def comparison_text(rows: list[dict[str, Any]]) -> str:
     """The headline metrics as an aligned plain-text table, one line per SAE."""
     head = ["SAE"] + [t for t, _ in HEADLINE]
-    body = [[r["label"]] + [_fmt(_nan(r.get(k))) for _, k in HEADLINE] for r in rows]
+    body = [[r["label"]] + [tables.fmt(r.get(k)) for _, k in HEADLINE] for r in rows]
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
              for line in [head] + body]
@@ -178,22 +170,15 @@ def comparison_text(rows: list[dict[str, Any]]) -> str:
 
 
 def _markdown_table(rows: list[dict[str, Any]]) -> str:
-    head = ["SAE", "variant", "m"] + [t for t, _ in HEADLINE]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["label"], r["variant"], str(r["m"])] + [_fmt(_nan(r.get(k))) for _, k in HEADLINE]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-_fmt = tables.fmt  # one number formatter (synthsae.tables)
+    columns = ["label", "variant", "m"] + [k for _, k in HEADLINE]
+    headers = ["SAE", "variant", "m"] + [t for t, _ in HEADLINE]
+    return "\n".join(tables.markdown_table(rows, columns, headers))
 
 
 def _write_summary(config: ExperimentConfig, out: Path, world, rows: list[dict[str, Any]],
                    histories: dict[str, dict]) -> None:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    table = {k: [_nan(r.get(k)) if k not in ("label", "variant") else r.get(k) for r in rows] for k in keys}
-    columns = ["label", "variant", "m"] + [k for _, k in HEADLINE if k in table]
+    keys = tables.columns_of(rows)
+    columns = ["label", "variant", "m"] + [k for _, k in HEADLINE if k in keys]
     tables.write_csv(out / "comparison.csv", rows, columns)
     tables.write_json(out / "metrics.json", {"saes": rows})
     figures = []
@@ -201,7 +186,7 @@ def _write_summary(config: ExperimentConfig, out: Path, world, rows: list[dict[s
         from synthsae.experiments import plots
 
         labels = [r["label"] for r in rows]
-        cols = [(t, [_nan(r.get(k)) for r in rows]) for t, k in HEADLINE]
+        cols = [(t, [tables.restore(r.get(k)) for r in rows]) for t, k in HEADLINE]
         save_png(plots.comparison_bars(labels, cols), out / "comparison.png")
         save_png(plots.training_curves(histories), out / "training.png")
         figures = ["comparison.png", "training.png"]
@@ -223,10 +208,8 @@ def _report_markdown(config: ExperimentConfig, out: Path, world, rows: list[dict
         f"(seed {config.eval.seed}). Full config: [config.toml](config.toml).",
         "",
         "## Comparison",
-        "Columns (definitions in docs/metrics.md): EV = `reconstruction.explained_variance`, "
-        "L0 = `sparsity.l0`, MCC = `recovery.mcc`, recovered@0.9 = `recovery.rate@0.9`, dead = "
-        "`latents.dead_fraction`, shrinkage = `recovery.shrinkage_median` (1 = none), absorption = "
-        "`absorption.rate` (n/a without a hierarchy).",
+        "Columns (definitions in docs/metrics.md): " + ", ".join(f"{t} = `{k}`" for t, k in HEADLINE)
+        + " (n/a: not applicable, e.g. absorption without a hierarchy).",
         "",
         _markdown_table(rows),
         "",
@@ -237,13 +220,14 @@ def _report_markdown(config: ExperimentConfig, out: Path, world, rows: list[dict
     for r in rows:
         label = r["label"]
         res = sio.read_json(out / "saes" / label / RESULT_FILE)
+        report = Report.load(out / "saes" / label / EVAL_DIR)
         parts += ["", f"## {label} ({r['variant']}, m = {r['m']})",
                   f"Trained in {r['train_seconds']:.1f} s, evaluated in {r['eval_seconds']:.1f} s. "
                   f"Files: [model](saes/{label}/model/), [metrics](saes/{label}/eval/metrics.json), "
                   f"[per-feature table](saes/{label}/eval/features.csv), [history](saes/{label}/history.json).", ""]
-        for why in res.get("not_applicable", {}).values():
+        for why in report.not_applicable.values():
             parts.append(f"- not applicable: {why}")
-        for note in res.get("notes", []):
+        for note in report.notes:
             parts.append(f"- note: {note}")
         parts += [""] + [f"![{label} {Path(f).stem}](saes/{label}/eval/{f})\n" for f in res.get("figures", [])]
     return "\n".join(parts) + "\n"

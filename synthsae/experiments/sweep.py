@@ -45,14 +45,12 @@ from typing import Any
 from synthsae import io as sio
 from synthsae import tables
 from synthsae.config import Config
-from synthsae.errors import fail, require
+from synthsae.errors import ConfigError, fail, require
 from synthsae.experiments import folders
 from synthsae.experiments.cells import Task, read_record
 from synthsae.experiments.config import ExperimentConfig
+from synthsae.metrics import HEADLINE, PLOTTED  # PLOTTED: the metrics plotted against every swept parameter
 
-# headline metrics plotted against every swept parameter (docs/metrics.md)
-PLOTTED = ("reconstruction.explained_variance", "sparsity.l0", "recovery.mcc", "recovery.rate@0.9",
-           "latents.dead_fraction", "recovery.shrinkage_median", "absorption.rate")
 TIMING_COLUMNS = ("wall_seconds", "train_seconds", "eval_seconds")
 
 
@@ -104,8 +102,8 @@ class SweepConfig(Config):
                     params = dict(zip(keys, combo))
                     try:
                         config = self.experiment.with_overrides({**params, "seed": seed})
-                    except ValueError as err:
-                        raise ValueError(f"sweep.grid[{i}] trial {params} seed {seed}: {err}") from None
+                    except ConfigError as err:
+                        raise ConfigError(f"sweep.grid[{i}] trial {params} seed {seed}: {err}") from None
                     params["seed"] = seed
                     trial = Trial(config.digest(), params, config)
                     out.setdefault(trial.id, trial)
@@ -131,7 +129,7 @@ class SweepConfig(Config):
                  "[sweep.grid]")
         unknown = set(sweep) - {"seeds", "grid"}
         if unknown:
-            raise ValueError(f"sweep: unknown key(s) {sorted(unknown)}. Valid keys: seeds, grid.")
+            raise ConfigError(f"sweep: unknown key(s) {sorted(unknown)}. Valid keys: seeds, grid.")
         seeds = sweep.get("seeds", [])
         if not isinstance(seeds, list):
             fail("sweep.seeds", seeds, "expected a list", "a list of ints, e.g. [0, 1, 2]")
@@ -227,8 +225,8 @@ def _build_worlds(trials: list[Trial]) -> None:
             seen.add(key)
             try:
                 cached_world(wc)
-            except ValueError as err:
-                raise ValueError(f"sweep trial {t.params}: {err}") from None
+            except ConfigError as err:
+                raise ConfigError(f"sweep trial {t.params}: {err}") from None
 
 
 def _update_index(out: Path, trials: list[Trial]) -> dict[str, dict[str, Any]]:
@@ -250,8 +248,8 @@ def _row(trial: Trial, record: dict[str, Any] | None, keys: list[str]) -> dict[s
     resolved["sae"] = {**sae_config.to_dict(), "variant": trial.config.sae[0].variant, "label": label}
     values = {k: trial.params[k] if k in trial.params else _lookup(resolved, k) for k in keys}
     row = {"trial": trial.id, **{k: _cell(v) for k, v in values.items()}, "status": record["status"],
-           "error": record.get("error", ""), "wall_seconds": _nan(record.get("wall_seconds"))}
-    row.update({k: _nan(v) for k, v in (record.get("row") or {}).items()})
+           "error": record.get("error", ""), "wall_seconds": tables.restore(record.get("wall_seconds"))}
+    row.update(tables.restore_row(record.get("row") or {}))
     return row
 
 
@@ -265,13 +263,8 @@ def _lookup(data: dict[str, Any], key: str) -> Any:
 
 
 def _cell(v: Any) -> Any:
-    if v is None:
-        return math.nan
+    v = tables.restore(v)
     return v if isinstance(v, (int, float, str, bool)) else str(v)
-
-
-def _nan(v: Any) -> Any:
-    return math.nan if v is None else v
 
 
 def _write_results(config: SweepConfig, out: Path, rows: list[dict[str, Any]], keys: list[str]) -> None:
@@ -320,9 +313,6 @@ def _slug(text: str) -> str:
 
 def _write_report(config: SweepConfig, out: Path, rows: list[dict[str, Any]], figures: list[str],
                   keys: list[str]) -> None:
-    from synthsae.experiments.run import HEADLINE
-
-    _fmt = tables.fmt
     head = ["trial"] + keys + ["status"] + [t for t, _ in HEADLINE]
     lines = [f"# Sweep: {config.experiment.name}", "",
              f"{len(rows)} trials ({sum(r['status'] == 'ok' for r in rows)} ok, "
@@ -331,8 +321,7 @@ def _write_report(config: SweepConfig, out: Path, rows: list[dict[str, Any]], fi
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         vals = [f"[{r['trial']}](trials/{r['trial']}/report.md)"] + [str(r.get(k)) for k in keys] + [r["status"]]
-        vals += [_fmt(r.get(k, math.nan)) if isinstance(r.get(k, math.nan), float) else str(r.get(k))
-                 for _, k in HEADLINE]
+        vals += [tables.fmt(r.get(k)) for _, k in HEADLINE]
         lines.append("| " + " | ".join(vals) + " |")
     failed = [r for r in rows if r["status"] != "ok"]
     if failed:

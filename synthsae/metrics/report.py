@@ -1,6 +1,6 @@
 """`Report`: the result of `evaluate` -- scalar metrics, tables, plots, and what was not applicable --
-and the one place for how results are written: `jsonable` (the NaN -> null rule), `to_csv` /
-`rows_to_csv` (the CSV writer), `format_value` (the number formatter of printed tables).
+saved and loaded through `synthsae.tables` (the one NaN -> null rule, CSV writer / reader and number
+formatter; `jsonable`, `to_csv` / `rows_to_csv`, `from_csv` and `format_value` are its names here).
 
 Sections of `Report.table()` come from the metric-family registry (`synthsae.metrics.family`):
 every key declares the section it is printed in.
@@ -8,20 +8,15 @@ every key declares the section it is printed in.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
-import math
-import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from synthsae import io as sio
 from synthsae.errors import require
+from synthsae.tables import clean, fmt, from_csv, restore, restore_arrays, to_csv, write_csv, write_json
 from synthsae.metrics.family import all_keys, key_spec, sections
 
 METRICS_FILE = "metrics.json"
@@ -92,13 +87,13 @@ class Report:
         each atomically. Non-finite numbers are written as null (their reason is in not_applicable)."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        sio.atomic_write_json(out / METRICS_FILE, {
-            "metrics": jsonable(self.metrics), "not_applicable": self.not_applicable, "notes": self.notes,
-            "meta": jsonable(self.meta), "tables": list(self.tables),
+        write_json(out / METRICS_FILE, {
+            "metrics": self.metrics, "not_applicable": self.not_applicable, "notes": self.notes,
+            "meta": self.meta, "tables": list(self.tables),
         })
-        sio.atomic_write_json(out / PLOT_DATA_FILE, jsonable(self.plot_data))
+        write_json(out / PLOT_DATA_FILE, self.plot_data)
         for name, table in self.tables.items():
-            sio.atomic_write_text(out / f"{name}.csv", to_csv(table))
+            write_csv(out / f"{name}.csv", table)
         if plots:
             from synthsae.plots import save_png
 
@@ -124,8 +119,8 @@ class Report:
             names = sorted(p.stem for p in folder.glob("*.csv"))
         tables = {name: from_csv((folder / f"{name}.csv").read_text()) for name in names}
         plot_path = folder / PLOT_DATA_FILE
-        plot_data = {k: _arrays(v) for k, v in json.loads(plot_path.read_text()).items()} if plot_path.is_file() else {}
-        metrics = {k: (math.nan if v is None else v) for k, v in data["metrics"].items()}
+        plot_data = restore_arrays(json.loads(plot_path.read_text())) if plot_path.is_file() else {}
+        metrics = {k: restore(v) for k, v in data["metrics"].items()}
         return cls(metrics, tables, dict(data.get("not_applicable", {})), list(data.get("notes", [])),
                    dict(data.get("meta", {})), plot_data)
 
@@ -137,9 +132,9 @@ class Report:
     __hash__ = None  # mutable, compared by content
 
     def _content(self) -> dict[str, Any]:
-        return {"metrics": jsonable(self.metrics), "not_applicable": dict(self.not_applicable),
-                "notes": list(self.notes), "meta": jsonable(self.meta), "plot_data": jsonable(self.plot_data),
-                "tables": {n: {c: jsonable(np.asarray(v)) for c, v in t.items()} for n, t in self.tables.items()}}
+        return {"metrics": clean(self.metrics), "not_applicable": dict(self.not_applicable),
+                "notes": list(self.notes), "meta": clean(self.meta), "plot_data": clean(self.plot_data),
+                "tables": {n: {c: clean(np.asarray(v)) for c, v in t.items()} for n, t in self.tables.items()}}
 
     def table(self) -> str:
         """A readable plain-text summary of every metric, grouped by the sections of the registry."""
@@ -158,7 +153,7 @@ class Report:
             lines.append(f"\n{title}")
             for k in keys[title]:
                 short = k.split(".", 1)[1] if title != OTHER_SECTION else k
-                lines.append(f"  {short:<32} {format_value(self.metrics[k])}")
+                lines.append(f"  {short:<32} {fmt(self.metrics[k])}")
             for k in reasons[title]:
                 lines.append(f"  (not applicable: {self.not_applicable[k]})")
         if self.notes:
@@ -181,94 +176,8 @@ def _section_of(name: str) -> str:
     return OTHER_SECTION
 
 
-def to_csv(table: dict[str, Any]) -> str:
-    """Columns of equal length -> CSV text. NaN / None are written as empty cells (±inf as inf), floats
-    with full precision (repr), numpy integers and booleans as ints."""
-    cols = list(table)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(cols)
-    n = len(next(iter(table.values()))) if cols else 0
-    arrays = [np.asarray(table[c]) for c in cols]  # a list column takes one dtype, as an array would
-    for i in range(n):
-        w.writerow([_cell(a[i]) for a in arrays])
-    return buf.getvalue()
-
-
-def rows_to_csv(rows: Sequence[dict[str, Any]]) -> str:
-    """Row dicts -> CSV text with the union of their keys (first-seen order); a missing key is an empty cell."""
-    cols = list(dict.fromkeys(k for row in rows for k in row))
-    return to_csv({c: [row.get(c) for row in rows] for c in cols})
-
-
-_INT = re.compile(r"-?[0-9]+")
-
-
-def from_csv(text: str) -> dict[str, np.ndarray]:
-    """CSV text written by `to_csv` -> columns: int64 when every cell is an integer, float64 when every
-    cell is a number or empty (empty = NaN), otherwise str."""
-    rows = list(csv.reader(io.StringIO(text)))
-    require(len(rows) >= 1, "CSV table", "empty text", "a table has a header line", "text written by to_csv")
-    header, body = rows[0], rows[1:]
-    out = {}
-    for i, name in enumerate(header):
-        cells = [r[i] for r in body]
-        if all(_INT.fullmatch(c) for c in cells) and cells:
-            out[name] = np.array([int(c) for c in cells], dtype=np.int64)
-            continue
-        try:
-            out[name] = np.array([float(c) if c else math.nan for c in cells], dtype=np.float64)
-        except ValueError:
-            out[name] = np.array(cells, dtype=str)
-    return out
-
-
-def _cell(v: Any) -> Any:
-    if isinstance(v, np.bool_):
-        return int(v)
-    if isinstance(v, np.generic):
-        v = v.item()
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return ""
-    return repr(v) if isinstance(v, float) else v  # repr: shortest text that reads back to the same float
-
-
-def jsonable(v: Any) -> Any:
-    """Plain JSON data: numpy / torch scalars and arrays become Python numbers and lists, tuples
-    become lists, and every non-finite float becomes None (JSON has no NaN; the reason a value is
-    missing lives next to it, e.g. in `Report.not_applicable`)."""
-    if hasattr(v, "tolist") and callable(v.tolist) and not isinstance(v, (str, bytes)):
-        v = v.tolist()  # numpy / torch scalars and arrays
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, (list, tuple)):
-        return [jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {k: jsonable(x) for k, x in v.items()}
-    return v
-
-
-def _arrays(v: Any) -> Any:
-    """JSON plot data back to arrays: a (nested, rectangular) list of numbers / nulls -> float64 array."""
-    if isinstance(v, dict):
-        return {k: _arrays(x) for k, x in v.items()}
-    if not isinstance(v, list):
-        return v
-    try:
-        return np.array([math.nan if x is None else x for x in v] if all(not isinstance(x, list) for x in v)
-                        else [_arrays(x) for x in v], dtype=np.float64)
-    except (ValueError, TypeError):
-        return [_arrays(x) for x in v]
-
-
-def format_value(v: Any, digits: int = 4) -> str:
-    """One number for a printed table: "n/a" for NaN / None, integers without decimals, else `digits`
-    significant digits."""
-    v = jsonable(v)
-    if v is None:
-        return "n/a"
-    if isinstance(v, bool):
-        return str(v)
-    if isinstance(v, float):
-        return str(int(v)) if v.is_integer() and abs(v) < 1e9 else f"{v:.{digits}g}"
-    return str(v)
+# The names this module gave the rules of `synthsae.tables` before they moved there (public API).
+jsonable = clean
+format_value = fmt
+rows_to_csv = to_csv
+__all__ = ["Report", "SECTIONS", "format_value", "from_csv", "jsonable", "rows_to_csv", "to_csv"]

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from synthsae.errors import require
-from synthsae.sae import common, sparse
+from synthsae.sae import common
 from synthsae.sae.base import SAE, SAEConfig, TrainOutput, register
 
 EMA_FLOOR = 1e-5
@@ -110,22 +110,16 @@ class AENSAE(SAE):
     def forward_train(self, x: torch.Tensor, step: int) -> TrainOutput:
         a = self.pre_acts(x)
         w = self.effective_weights(step)
-        active = sparse.active_relu(a)
-        if active is not None:  # large dictionary, sparse codes: work on the non-zeros only
-            h, x_hat = active.codes, active.decode(self.W_dec, self.b_dec)
-            l1, sq = active.penalty(w), (active.vals.pow(2).sum() / h.shape[0])
-        else:
-            h = F.relu(a)
-            x_hat = self.decode(h)
-            l1, sq = common.l1(h, w), h.pow(2).sum(dim=1).mean()
+        h = self.relu_codes(a)
+        x_hat = h.decode(self.W_dec, self.b_dec)
         c = self.config
         terms = {
             "mse": common.mse(x, x_hat),
-            "l1": c.l1_coefficient * self.sparsity_scale(step) * l1,
-            "l2": c.l2_coefficient * sq,
+            "l1": c.l1_coefficient * self.sparsity_scale(step) * h.penalty(w),
+            "l2": c.l2_coefficient * h.sum_of_squares(),
         }
         terms["total"] = terms["mse"] + terms["l1"] + terms["l2"]
-        return TrainOutput(x_hat, h, terms, fired=None if active is None else active.fired())
+        return TrainOutput(x_hat, h.codes, terms, fired=h.fired())
 
     @torch.no_grad()
     def update(self, out: TrainOutput, step: int) -> None:

@@ -24,11 +24,11 @@ Conventions shared by every variant (they are the contract of `synthsae.sae`):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from synthsae import io
@@ -37,7 +37,7 @@ from synthsae.config import Config
 from synthsae.errors import ConfigError, require
 from synthsae.memory import check_sae_memory
 from synthsae.registry import Registry
-from synthsae.sae import common, fused, sparse
+from synthsae.sae import common, sparse
 
 SAE_CONFIGS: Registry[type["SAEConfig"]] = Registry("SAE variant")
 SAES: Registry[type["SAE"]] = Registry("SAE variant")
@@ -57,6 +57,14 @@ class SAEConfig(Config):
         this many steps (0 = no warmup).
     dead_after_steps: a latent that has not fired for this many training steps counts as dead
         (used by AuxK, resampling and the dead-latent count).
+    sparse_kernels: False (default): every product is the plain dense PyTorch op of the variant's
+        formula. True (opt-in speed option): the decoder product, its gradients and the encoder's
+        weight gradient are computed over the non-zero codes only (`synthsae.sae.sparse`); same
+        values and gradients to float round-off, not bit for bit. It pays for large dictionaries
+        with sparse codes on CPU (16,384 latents at L0 ~35, with `synthsae.reuse_freed_memory()`:
+        topk and trained relu_l1 train at 2.4-2.6x the samples/s, benchmarks/README.md) and costs
+        more where codes are dense (a fresh 16k relu_l1 fires on half its latents: 6x slower per
+        step) or dictionaries are small.
     """
 
     family = SAE_CONFIGS
@@ -66,6 +74,7 @@ class SAEConfig(Config):
     seed: int = 0
     sparsity_warmup_steps: int = 0
     dead_after_steps: int = 1000
+    sparse_kernels: bool = False
 
     def validate(self) -> None:
         name = type(self).__name__
@@ -78,6 +87,8 @@ class SAEConfig(Config):
                 "a step count cannot be negative", "an int >= 0")
         require(self.dead_after_steps >= 1, f"{name}.dead_after_steps", self.dead_after_steps,
                 "a latent needs at least one step to be called dead", "an int >= 1")
+        require(isinstance(self.sparse_kernels, bool), f"{name}.sparse_kernels", self.sparse_kernels,
+                "this switch is a boolean", "True or False")
 
     # helpers for subclasses' validate()
     def _nonneg(self, field: str) -> None:
@@ -121,7 +132,7 @@ class TrainOutput:
         """(n, m) dense codes."""
         if self._codes is None:
             idx, vals = self._topk
-            self._codes = sparse.scatter_codes(idx, vals, self._m)
+            self._codes = common.scatter_codes(idx, vals, self._m)
         return self._codes
 
     def fired_per_latent(self) -> torch.Tensor:
@@ -212,9 +223,11 @@ class SAE(nn.Module):
         """Training-time forward pass: reconstruction, codes and loss terms."""
         raise NotImplementedError
 
-    # ---- shared behaviour ---------------------------------------------------------------------
+    # ---- the numerical path: plain dense ops, or the opt-in sparse kernels -----------------------
+    # Every product the sparse kernels can replace goes through one of these helpers, which pick
+    # the path from `config.sparse_kernels` alone (nothing else: no size or density thresholds).
     def project(self, x: torch.Tensor) -> torch.Tensor:
-        """(x - b_dec) W_enc, (n, d) -> (n, m).
+        """(x - b_dec) W_enc, (n, d) -> (n, m) (plain dense ops on both paths).
 
         Computed as x W_enc - b_dec W_enc: the same map, but autograd then gets b_dec's gradient
         from a (d,) x (d, m) product instead of a second (n, m) x (m, d) matmul for d/dx.
@@ -224,34 +237,42 @@ class SAE(nn.Module):
     def pre_acts(self, x: torch.Tensor) -> torch.Tensor:
         """Encoder pre-activations (x - b_dec) W_enc + b_enc, (n, d) -> (n, m).
 
-        One fused matmul-plus-bias with the folded bias b_enc - b_dec W_enc (see `project`); the
-        W_enc gradient is computed over the firing latents only when that is cheaper
-        (`sparse.encode_linear`).
+        With `sparse_kernels`, the same values from `sparse.encode_linear`, whose backward computes
+        the W_enc gradient over the non-zeros of the incoming gradient.
         """
-        return sparse.encode_linear(x, self.W_enc, self.b_enc, self.b_dec)
+        if self.config.sparse_kernels:
+            return sparse.encode_linear(x, self.W_enc, self.b_enc, self.b_dec)
+        # b_dec folded into the bias, as in `project`: one matmul-plus-bias
+        return torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """x_hat = z W_dec + b_dec, z (n, m) -> (n, d); sparse over the non-zero codes of large
-        dictionaries (`sparse.decode`)."""
-        return sparse.decode(z, self.W_dec, self.b_dec)
+        """x_hat = z W_dec + b_dec, z (n, m) -> (n, d)."""
+        return self.decode_with(z, self.W_dec, self.b_dec)
 
-    def reconstruct(self, x: torch.Tensor, activation: Callable[[torch.Tensor], torch.Tensor],
-                    a: torch.Tensor | None = None) -> fused.Dense:
-        """The dense training path: a = pre_acts(x), z = activation(a), x_hat = decode(z) and
-        their mse, for x (n, d) -> a, z (n, m), x_hat (n, d).
+    def decode_with(self, z: torch.Tensor, W: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """z W (+ bias) for codes z (n, k), decoder rows W (k, d) (the decoder, a slice of it or a
+        detached copy), bias (d,) or None -> (n, d). With `sparse_kernels`, an embedding bag over
+        the non-zeros of z (`sparse.decode`)."""
+        if self.config.sparse_kernels:
+            return sparse.decode(z, W, bias)
+        return z @ W if bias is None else torch.addmm(bias, z, W)
 
-        `activation` must have a mask Jacobian (each code is its pre-activation, positive, or 0;
-        see `synthsae.sae.fused`). Where `fused.applies` and `a` is not given, all of it is one
-        autograd node with a hand-written backward (small dictionaries on CPU); otherwise the
-        same math runs as eager ops, from `a` when the caller has already computed it.
-        """
-        if a is None and fused.applies(x, self.config.m):
-            return fused.forward(x, self.W_enc, self.b_enc, self.b_dec, self.W_dec, activation)
-        a = self.pre_acts(x) if a is None else a
-        z = activation(a)
-        x_hat = self.decode(z)
-        return fused.Dense(a, z, x_hat, common.mse(x, x_hat))
+    def decode_topk(self, idx: torch.Tensor, vals: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+        """sum_k vals[b, k] W[idx[b, k]] for exactly-k codes idx, vals (n, k) and rows W (m, d) -> (n, d)
+        (no bias). Plain: the dense codes times W; with `sparse_kernels`, k rows per sample."""
+        if self.config.sparse_kernels:
+            return sparse.decode_topk(idx, vals, W)
+        return common.decode_topk(idx, vals, W)
 
+    def relu_codes(self, a: torch.Tensor) -> common.DenseCodes | sparse.ActiveCodes:
+        """ReLU(a) for pre-activations a (n, m), as `common.DenseCodes` (plain) or, with
+        `sparse_kernels`, `sparse.ActiveCodes` (the non-zero entries only; the gradient then reaches
+        the encoder as a sparse tensor). Both offer codes, decode, penalty, sum_of_squares, fired."""
+        if self.config.sparse_kernels:
+            return sparse.active_relu(a)
+        return common.DenseCodes(F.relu(a))
+
+    # ---- shared behaviour ---------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction decode(encode(x)), (n, d) -> (n, d)."""
         return self.decode(self.encode(x))

@@ -60,12 +60,14 @@ class BatchTopKSAE(TopKSAE):
         return torch.zeros_like(flat).scatter(0, idx, vals).view(n, m)
 
     def forward_train(self, x: torch.Tensor, step: int) -> TrainOutput:
-        dense = self.reconstruct(x, self.batch_select)
-        terms = {"mse": dense.mse}
+        a = self.pre_acts(x)
+        z = self.batch_select(a)
+        x_hat = self.decode(z)
+        terms = {"mse": common.mse(x, x_hat)}
         terms["aux"] = self.config.aux_coefficient * common.auxk_loss(
-            x - dense.x_hat, dense.a, self.dead_mask(), self.config.resolved_aux_k, self.W_dec)
+            x - x_hat, a, self.dead_mask(), self.config.resolved_aux_k, self.W_dec, self.decode_topk)
         terms["total"] = terms["mse"] + terms["aux"]
-        return TrainOutput(dense.x_hat, dense.z, terms)
+        return TrainOutput(x_hat, z, terms)
 
     @torch.no_grad()
     def update(self, out: TrainOutput, step: int) -> None:

@@ -5,10 +5,13 @@ Conventions as in `synthsae.sae.base`: W_dec (m, d) with atoms as rows, codes (n
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
-from synthsae.sae import sparse
+from synthsae.errors import ConfigError
 
 
 # ---- initialization ---------------------------------------------------------------------------
@@ -45,7 +48,7 @@ def data_center(x: torch.Tensor, method: str) -> torch.Tensor:
         return geometric_median(x)
     if method == "zeros":
         return torch.zeros(x.shape[1], dtype=x.dtype, device=x.device)
-    raise ValueError(f"init_b_dec = {method!r} is invalid. Expected: 'mean', 'geometric_median' or 'zeros'.")
+    raise ConfigError(f"init_b_dec = {method!r} is invalid. Expected: 'mean', 'geometric_median' or 'zeros'.")
 
 
 # ---- decoder norms ----------------------------------------------------------------------------
@@ -74,7 +77,7 @@ def l1(codes: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor
     """mean_b sum_j w_j |z_bj| for **non-negative** codes (every variant here ends in a ReLU),
     weights (m,) or None (all 1), computed without an (n, m) abs and its backward. With
     w_j = ||W_dec,j|| it is the decoder-norm-weighted penalty (Anthropic, "Circuits Updates",
-    April 2024); `sparse.ActiveCodes.penalty` is the same on sparse codes."""
+    April 2024); `sparse.ActiveCodes.penalty` is the same on the non-zero entries."""
     if weights is None:
         return codes.sum() / codes.shape[0]
     return (codes @ weights).mean()
@@ -83,6 +86,42 @@ def l1(codes: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor
 def mse(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     """Mean over all elements of (x - x_hat)^2 (not summed over d; see base module docstring)."""
     return (x - x_hat).pow(2).mean()
+
+
+# ---- codes and their decoding (the plain path; `synthsae.sae.sparse` has the opt-in kernels) ---
+def scatter_codes(idx: torch.Tensor, vals: torch.Tensor, m: int) -> torch.Tensor:
+    """Dense (n, m) codes with vals (n, k) at columns idx (n, k), zeros elsewhere."""
+    return torch.zeros(idx.shape[0], m, dtype=vals.dtype, device=vals.device).scatter(1, idx, vals)
+
+
+def decode_topk(idx: torch.Tensor, vals: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """sum_k vals[b, k] W[idx[b, k]] -> (n, d) for exactly-k codes idx, vals (n, k) and rows W (m, d):
+    the dense codes times W."""
+    return scatter_codes(idx, vals, W.shape[0]) @ W
+
+
+@dataclasses.dataclass(frozen=True)
+class DenseCodes:
+    """Non-negative codes z (n, m) as a dense tensor (differentiable): the plain counterpart of
+    `sparse.ActiveCodes`, with the same methods."""
+
+    codes: torch.Tensor
+
+    def decode(self, W_dec: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """z W_dec + bias -> (n, d)."""
+        return self.codes @ W_dec + bias
+
+    def penalty(self, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """mean_b sum_j w_j z_bj (`l1`)."""
+        return l1(self.codes, weights)
+
+    def sum_of_squares(self) -> torch.Tensor:
+        """mean_b sum_j z_bj^2."""
+        return self.codes.pow(2).sum() / self.codes.shape[0]
+
+    def fired(self) -> None:
+        """None: the trainer counts firing latents from the dense codes (`TrainOutput`)."""
+        return None
 
 
 # ---- dead latents -----------------------------------------------------------------------------
@@ -96,11 +135,14 @@ def update_fire_stats(fire_count: torch.Tensor, steps_since_fired: torch.Tensor,
 
 
 def auxk_loss(residual: torch.Tensor, pre_acts: torch.Tensor, dead: torch.Tensor, k_aux: int,
-              W_dec: torch.Tensor) -> torch.Tensor:
+              W_dec: torch.Tensor,
+              decode: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = decode_topk,
+              ) -> torch.Tensor:
     """AuxK (Gao et al. 2024): reconstruct the residual with the top-k_aux *dead* latents.
 
     residual: (n, d) x - x_hat, detached (the aux term trains only the dead latents).
-    pre_acts: (n, m) encoder pre-activations; dead: (m,) bool.
+    pre_acts: (n, m) encoder pre-activations; dead: (m,) bool. decode(idx, vals, W_dec) -> (n, d)
+    sums the selected decoder rows (the SAE's `decode_topk`, which follows its `sparse_kernels`).
     Returns mean over elements of (residual - e_hat)^2, or 0 when no latent is dead.
     """
     n_dead = int(dead.sum())
@@ -109,7 +151,7 @@ def auxk_loss(residual: torch.Tensor, pre_acts: torch.Tensor, dead: torch.Tensor
     k = min(k_aux, n_dead)
     masked = pre_acts.masked_fill(~dead, float("-inf"))
     vals, idx = masked.topk(k, dim=1, sorted=False)
-    e_hat = sparse.decode_topk(idx, F.relu(vals), W_dec)
+    e_hat = decode(idx, F.relu(vals), W_dec)
     return (residual.detach() - e_hat).pow(2).mean()
 
 

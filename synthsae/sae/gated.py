@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from synthsae.sae import common, sparse
+from synthsae.sae import common
 from synthsae.sae.base import SAE, SAEConfig, TrainOutput, register
 
 
@@ -67,7 +67,7 @@ class GatedSAE(SAE):
         z = (gate > 0).to(mag.dtype) * F.relu(mag)
         x_hat = self.decode(z)
         gate_act = F.relu(gate)
-        x_gate = sparse.decode(gate_act, self.W_dec.detach(), self.b_dec.detach())
+        x_gate = self.decode_with(gate_act, self.W_dec.detach(), self.b_dec.detach())
         terms = {
             "mse": common.mse(x, x_hat),
             "l1": self.config.l1_coefficient * self.sparsity_scale(step) * common.l1(gate_act),

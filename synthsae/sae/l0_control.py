@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from synthsae.errors import fail
+from synthsae.errors import ConfigError, fail
 
 EMA_STEPS = 20  # batches averaged (exponentially) into the measured L0
 GAIN_SCALE = 20.0  # log-units of f the controller can move over its active steps at full error
@@ -132,5 +132,5 @@ class L0Controller:
             self.integral.copy_(state["integral"])
             self.ema.copy_(state["l0_ema"])
         except (KeyError, RuntimeError) as err:
-            raise ValueError(f"{source}: the target_l0 controller's state is missing or invalid ({err}); "
+            raise ConfigError(f"{source}: the target_l0 controller's state is missing or invalid ({err}); "
                              "the checkpoint may be corrupted") from None

@@ -19,7 +19,7 @@ import dataclasses
 import torch
 
 from synthsae.errors import require
-from synthsae.sae import common, sparse
+from synthsae.sae import common
 from synthsae.sae.base import TrainOutput, register
 from synthsae.sae.batchtopk import BatchTopKConfig, BatchTopKSAE
 
@@ -61,11 +61,11 @@ class MatryoshkaSAE(BatchTopKSAE):
         losses = []
         start = 0
         for end in self.config.resolved_prefixes:
-            x_hat = x_hat + sparse.decode(z[:, start:end], self.W_dec[start:end])
+            x_hat = x_hat + self.decode_with(z[:, start:end], self.W_dec[start:end])
             losses.append(common.mse(x, x_hat))
             start = end
         terms = {"mse": common.mse(x, x_hat).detach(), "prefix_mse": torch.stack(losses).mean()}
         terms["aux"] = self.config.aux_coefficient * common.auxk_loss(
-            x - x_hat, a, self.dead_mask(), self.config.resolved_aux_k, self.W_dec)
+            x - x_hat, a, self.dead_mask(), self.config.resolved_aux_k, self.W_dec, self.decode_topk)
         terms["total"] = terms["prefix_mse"] + terms["aux"]
         return TrainOutput(x_hat, z, terms)

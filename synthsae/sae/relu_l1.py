@@ -17,7 +17,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from synthsae.sae import common, fused, sparse
+from synthsae.sae import common
 from synthsae.sae.base import SAE, SAEConfig, TrainOutput, register
 
 
@@ -50,16 +50,9 @@ class ReluL1SAE(SAE):
 
     def forward_train(self, x: torch.Tensor, step: int) -> TrainOutput:
         norms = self.W_dec.norm(dim=1) if self.config.decoder_norm_penalty else None
-        # small dictionaries on CPU: one fused node (a is None); otherwise maybe sparse codes
-        a = None if fused.applies(x, self.config.m) else self.pre_acts(x)
-        active = None if a is None else sparse.active_relu(a)
-        if active is not None:  # large dictionary, sparse codes: work on the non-zeros only
-            z, x_hat, penalty = active.codes, active.decode(self.W_dec, self.b_dec), active.penalty(norms)
-            mse = common.mse(x, x_hat)
-        else:
-            dense = self.reconstruct(x, F.relu, a)
-            z, x_hat, mse = dense.z, dense.x_hat, dense.mse
-            penalty = common.l1(z, norms)
-        terms = {"mse": mse, "l1": self.config.l1_coefficient * self.sparsity_scale(step) * penalty}
+        z = self.relu_codes(self.pre_acts(x))
+        x_hat = z.decode(self.W_dec, self.b_dec)
+        terms = {"mse": common.mse(x, x_hat),
+                 "l1": self.config.l1_coefficient * self.sparsity_scale(step) * z.penalty(norms)}
         terms["total"] = terms["mse"] + terms["l1"]
-        return TrainOutput(x_hat, z, terms, fired=None if active is None else active.fired())
+        return TrainOutput(x_hat, z.codes, terms, fired=z.fired())

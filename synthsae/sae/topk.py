@@ -5,7 +5,7 @@ Source: Gao et al. 2024, "Scaling and evaluating sparse autoencoders" (OpenAI).
 Forward:  a = (x - b_dec) W_enc + b_enc;  z = ReLU(TopK_k(a))  (the k largest entries of a per
           sample are kept, the rest set to 0; ReLU after selection, so a sample has exactly k
           active latents whenever at least k pre-activations are positive, and never more than k);
-          x_hat = z W_dec + b_dec  (computed sparsely: sum of k decoder rows).
+          x_hat = z W_dec + b_dec.
 Loss:     mse + aux_coefficient * AuxK, where mse is the mean over all elements of (x - x_hat)^2
           and AuxK is the mse between the residual e = x - x_hat (detached) and its reconstruction
           from the top-`aux_k` pre-activations among dead latents (see `common.auxk_loss`).
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from synthsae.errors import require
-from synthsae.sae import common, sparse
+from synthsae.sae import common
 from synthsae.sae.base import SAE, SAEConfig, TrainOutput, register
 
 
@@ -61,27 +61,16 @@ class TopKSAE(SAE):
         return self.dense_codes(self.pre_acts(self._check_input(x)))
 
     def dense_codes(self, a: torch.Tensor) -> torch.Tensor:
-        """(n, m) codes ReLU(TopK_k(a)) as a dense tensor (the activation of `reconstruct`)."""
-        return sparse.scatter_codes(*self.select(a), self.config.m)
+        """(n, m) codes ReLU(TopK_k(a)) as a dense tensor."""
+        return common.scatter_codes(*self.select(a), self.config.m)
 
     def forward_train(self, x: torch.Tensor, step: int) -> TrainOutput:
-        if sparse.bag_pays(self.config.m, self.config.k):  # large dictionary: k decoder rows per sample
-            a = self.pre_acts(x)
-            idx, vals = self.select(a)
-            x_hat = sparse.decode_topk(idx, vals, self.W_dec) + self.b_dec
-            mse, codes, topk = common.mse(x, x_hat), None, (idx, vals)
-        else:  # small dictionary: the dense path (one fused node on CPU)
-            picked = []  # TopK's (idx, vals), kept for fire counts: a bincount over n k entries
-
-            def activation(a: torch.Tensor) -> torch.Tensor:
-                idx, vals = self.select(a)
-                picked.append((idx, vals.detach()))
-                return sparse.scatter_codes(idx, vals, self.config.m)
-
-            dense = self.reconstruct(x, activation)
-            a, x_hat, mse, codes, topk = dense.a, dense.x_hat, dense.mse, dense.z, picked[0]
-        terms = {"mse": mse}
+        a = self.pre_acts(x)
+        idx, vals = self.select(a)
+        x_hat = self.decode_topk(idx, vals, self.W_dec) + self.b_dec
+        terms = {"mse": common.mse(x, x_hat)}
         terms["aux"] = self.config.aux_coefficient * common.auxk_loss(
-            x - x_hat, a, self.dead_mask(), self.config.resolved_aux_k, self.W_dec)
+            x - x_hat, a, self.dead_mask(), self.config.resolved_aux_k, self.W_dec, self.decode_topk)
         terms["total"] = terms["mse"] + terms["aux"]
-        return TrainOutput(x_hat, codes, terms, topk=topk, m=self.config.m)
+        # the dense codes are built only if asked for; fire counts come from (idx, vals)
+        return TrainOutput(x_hat, None, terms, topk=(idx, vals.detach()), m=self.config.m)

@@ -69,7 +69,7 @@ from safetensors import safe_open
 from synthsae import io
 from synthsae._rng import generator, resolve_device
 from synthsae.config import Config
-from synthsae.errors import fail, require, unknown_name
+from synthsae.errors import ConfigError, fail, require, unknown_name
 from synthsae.sae import common
 from synthsae.sae.base import SAE
 from synthsae.sae.convergence import Convergence, Probe, auto_probe_samples, probe_points
@@ -133,6 +133,8 @@ class TrainSettings(Config):
         [512, 4096]). probe_evals: evaluations of it, evenly spaced, the last at the end (0 = no
         convergence diagnostic). converged_tol: the convergence criterion (`synthsae.sae.convergence`).
     """
+
+    error_label = "train"  # errors name fields as in the [train] table: train.lr = ...
 
     n_samples: int = 500_000
     batch_size: int = 1024
@@ -335,7 +337,7 @@ class TrainHistory:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(scalars) - names
         if unknown or "variant" not in scalars or "batch_size" not in scalars:
-            raise ValueError(f"{source} is not a synthsae training history (keys {sorted(scalars)})")
+            raise ConfigError(f"{source} is not a synthsae training history (keys {sorted(scalars)})")
         return cls(**scalars, **{k: tensors.get(k) for k in ("fire_count", "steps_since_fired")})
 
     @classmethod
@@ -404,7 +406,7 @@ def train(
 
     if ckpt is not None and ckpt.exists():
         if not resume:
-            raise ValueError(
+            raise ConfigError(
                 f"{ckpt} already exists: pass resume=True to continue that run, or choose another checkpoint_dir."
             )
         start, history, pending = _load_checkpoint(ckpt, sae, optimizer, trainer_gen, controller,
@@ -514,7 +516,7 @@ def _check_call(sae, world, s: TrainSettings, extra_loss, resume, progress) -> N
 def _checkpoint_path(checkpoint_dir, resume: bool) -> Path | None:
     if checkpoint_dir is None:
         if resume:
-            raise ValueError("resume = True is invalid without a checkpoint_dir. Expected: checkpoint_dir=<folder>.")
+            raise ConfigError("resume = True is invalid without a checkpoint_dir. Expected: checkpoint_dir=<folder>.")
         return None
     require(isinstance(checkpoint_dir, (str, Path)) and str(checkpoint_dir) != "", "checkpoint_dir", checkpoint_dir,
             "not a folder path", "a str or pathlib.Path naming a folder (created if missing)")
@@ -742,7 +744,7 @@ def _read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor
         meta = {}
     fmt = meta.get("format")
     if isinstance(fmt, str) and fmt.startswith("synthsae-train-checkpoint/") and fmt != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is a training checkpoint in format {fmt!r}, written by another synthsae version "
+        raise ConfigError(f"{path} is a training checkpoint in format {fmt!r}, written by another synthsae version "
                          f"(this one reads {CHECKPOINT_FORMAT!r}): it cannot be resumed. Use another checkpoint_dir "
                          "or delete it to start over.")
     try:
@@ -750,7 +752,7 @@ def _read_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor
             raise KeyError("format")
         state = json.loads(meta["state"])
     except Exception:
-        raise ValueError(
+        raise ConfigError(
             f"{path} is not a synthsae training checkpoint (missing or unreadable metadata); "
             "it may be corrupted or written by another program"
         ) from None
@@ -769,37 +771,37 @@ def _load_checkpoint(path: Path, sae: SAE, optimizer, gen: torch.Generator, cont
                      settings, fingerprint, dev):
     state, tensors = _read_checkpoint(path)
     if state.get("variant") != sae.name or state.get("sae_config") != sae.config.to_dict():
-        raise ValueError(
+        raise ConfigError(
             f"{path} was written for SAE {state.get('variant')!r} with config {state.get('sae_config')}, "
             f"but this SAE is {sae.name!r} with config {sae.config.to_dict()}. "
             "Resume with the same SAE config, or use another checkpoint_dir."
         )
     for key, value in settings.items():
         if state["settings"].get(key) != value:
-            raise ValueError(
+            raise ConfigError(
                 f"{path} was written with {key} = {state['settings'].get(key)!r}, but this call has "
                 f"{key} = {value!r}. Resume with the same training settings (only n_samples may change)."
             )
     if state.get("world") != fingerprint:
-        raise ValueError(f"{path} was written for another world ({state.get('world')}), not this one ({fingerprint}).")
+        raise ConfigError(f"{path} was written for another world ({state.get('world')}), not this one ({fingerprint}).")
     model = {k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")}
     sae.load_state(model, source=str(path))
     params = optimizer.param_groups[0]["params"]
     if state.get("n_params") != len(params):
-        raise ValueError(f"{path}: optimizer state for {state.get('n_params')} parameters, this SAE has {len(params)}")
+        raise ConfigError(f"{path}: optimizer state for {state.get('n_params')} parameters, this SAE has {len(params)}")
     opt_state: dict[int, dict[str, torch.Tensor]] = {}
     try:
         for i, keys in enumerate(state["optim_keys"]):
             if keys:
                 opt_state[i] = {key: _like(tensors[f"optim/{i}/{key}"], params[i], key) for key in keys}
     except (KeyError, TypeError) as err:
-        raise ValueError(f"{path}: optimizer state is incomplete ({err}); the checkpoint may be corrupted") from None
+        raise ConfigError(f"{path}: optimizer state is incomplete ({err}); the checkpoint may be corrupted") from None
     sd = optimizer.state_dict()
     sd["state"] = opt_state
     try:
         optimizer.load_state_dict(sd)
     except Exception as err:
-        raise ValueError(f"{path}: optimizer state does not fit this SAE ({err})") from None
+        raise ConfigError(f"{path}: optimizer state does not fit this SAE ({err})") from None
     gen.set_state(tensors["trainer/generator"])
     if controller is not None:
         controller.load({k[len("l0_control/"):]: v for k, v in tensors.items() if k.startswith("l0_control/")},

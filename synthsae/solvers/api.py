@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from dataclasses import dataclass
 
 import torch
 
-from synthsae._malloc import MMAP_THRESHOLD, reuse_freed_memory
-from synthsae._malloc import tune as tune_malloc
 from synthsae.errors import fail, require
 from synthsae.solvers import active_set, closed_form, cvxpy_ref, fista  # noqa: F401  (register methods)
 from synthsae.solvers.methods import METHODS
@@ -72,7 +69,6 @@ def sparse_code(X, D, l1, l2=0.0, weights=None, nonneg=False, method="auto", tol
     Returns a `SparseCodeResult`; `converged[i]` is False (and a NotCertifiedWarning is issued when
     `warn`) wherever sample i's certificate fails, and its code is then not an exact optimum.
     """
-    tune_malloc()  # reuse freed temporaries instead of faulting in new pages (see synthsae._malloc)
     problem = SparseCodingProblem.create(X, D, l1, l2, weights, nonneg, device)
     require(isinstance(tol, float | int) and tol > 0, "tol", tol, "must be > 0", "a positive float, e.g. 1e-9")
     require(isinstance(kkt_tol, float | int) and kkt_tol > 0, "kkt_tol", kkt_tol, "must be > 0", "a positive float")
@@ -81,10 +77,7 @@ def sparse_code(X, D, l1, l2=0.0, weights=None, nonneg=False, method="auto", tol
     if method != "auto" and method not in METHODS:
         METHODS.get(method)  # raises the did-you-mean error
     chain = ["active_set", "fista", "cvxpy"] if method == "auto" else [method]
-    # (n, m) float64 temporaries above glibc's heap ceiling would be mapped afresh on every op
-    big = problem.n * problem.m * 8 > MMAP_THRESHOLD
-    with reuse_freed_memory(problem.X.device) if big else contextlib.nullcontext():
-        z, iters, used, cert = _solve_chain(problem, chain, tol, kkt_tol, max_iter)
+    z, iters, used, cert = _solve_chain(problem, chain, tol, kkt_tol, max_iter)
     n = problem.n
     bad = int((~cert["converged"]).sum())
     if bad and warn:

@@ -21,7 +21,7 @@ import torch
 from scipy.linalg.lapack import dpotrf, dpotrs
 from threadpoolctl import ThreadpoolController
 
-from synthsae.sae.sparse import decode_entries
+from synthsae._rowsums import weighted_row_sums
 
 # Support systems whose smallest squared Cholesky pivot is below this fraction of the largest
 # diagonal entry are treated as singular (the refit would be dominated by rounding).
@@ -243,7 +243,7 @@ def neg_gradient(gram, corr, l2, z, D=None):
     n = z.shape[0]
     if D is not None and SPARSE_GRADIENT_RATIO * int(active.sum()) <= n * D.shape[1]:
         rows, cols = active.nonzero(as_tuple=True)  # row-major, as the embedding bag needs
-        return corr - decode_entries(rows, cols, z[rows, cols], gram, n) - l2 * z
+        return corr - weighted_row_sums(rows, cols, z[rows, cols], gram, n) - l2 * z
     every = used == z.shape[1]  # then skip the column selection (a copy of z)
     if D is not None and used > 2 * D.shape[1]:
         g = torch.addmm(corr, z @ D if every else z[:, nz] @ D[nz], D.T, alpha=-1)

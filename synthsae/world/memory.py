@@ -13,42 +13,9 @@ exist to stop requests that are off by orders of magnitude, not to pack memory t
 from __future__ import annotations
 
 import math
-import os
 
-from synthsae.errors import fail
-
-# Below this a request is never checked (reading /proc costs microseconds; small requests are the hot path).
-CHECK_ABOVE = 1 << 30
-
-
-def available_bytes() -> int | None:
-    """Bytes of memory available to a new allocation, or None when unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return None
-
-
-def gib(n: float) -> str:
-    return f"{n / 2**30:.3g} GiB"
-
-
-def require_memory(need: int, field: str, value: str, what: str, smaller: str) -> None:
-    """Fail naming `field` unless `need` bytes are available (requests below CHECK_ABOVE always pass)."""
-    if need < CHECK_ABOVE:
-        return
-    have = available_bytes()
-    if have is None or need <= have:
-        return
-    fail(field, value, f"{what} needs about {gib(need)} of memory, but only {gib(have)} is available",
-         smaller)
+# One memory probe and one refusal rule for the whole package (synthsae.memory).
+from synthsae.memory import CHECK_ABOVE, available_bytes, gib, require_memory
 
 
 def world_bytes(config) -> int:

@@ -1,7 +1,9 @@
 """Sparse-by-construction event samplers: which (sample, feature) pairs fire.
 
 All return (rows, cols) long tensors sorted by row * m + col, drawn on the CPU from a
-`torch.Generator` (so results are bit-identical whatever device the batch is used on).
+`torch.Generator` (so results are bit-identical whatever device the batch is used on). This is the
+reference sampler; `synthsae.world.device_sampler` draws the same law with dense ops on a GPU
+(`World.sample(..., device="cuda")`).
 """
 
 from __future__ import annotations

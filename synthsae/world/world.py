@@ -21,6 +21,7 @@ from synthsae.errors import fail, require
 from synthsae.io import atomic_write_json, make_folder, read_json, read_tensor_file, save_tensors_digest
 from synthsae.world.codes import Batch, SparseCodes
 from synthsae.world.correlation import Correlation
+from synthsae.world.device_sampler import device_generator, sample_on_device, uses_device_sampler
 from synthsae.world.firing import ExactlyK, Firing, Zipf
 from synthsae.world.geometry import Built, Gaussian, Geometry, coherence
 from synthsae.world.geometry.given import Given, check_dictionary
@@ -239,9 +240,17 @@ class World:
         return values
 
     def sample(self, n: int, seed: Seed = 0, device: str | torch.device | None = None,
-               dtype: torch.dtype = torch.float32) -> Batch:
-        """n samples: `Batch(x (n, d), codes, noise (n, d))`. Same seed -> identical samples."""
+               dtype: torch.dtype = torch.float32, sampler: str = "auto") -> Batch:
+        """n samples: `Batch(x (n, d), codes, noise (n, d))`. Same seed -> identical samples.
+
+        sampler: "auto" (default): the device sampler on a CUDA device (the whole draw as dense torch
+        ops there, `synthsae.world.device_sampler`; its seed must be an int or a generator on that
+        device), the reference sampler otherwise (sparse, on the CPU, then moved to `device`);
+        "device" / "reference" force one (e.g. "device" on the CPU). The two draw the same law but
+        not the same samples."""
         dev = resolve_device(device)
+        if uses_device_sampler(sampler, dev):
+            return sample_on_device(self, n, seed, dev, dtype)
         gen = generator(seed)
         if isinstance(n, int) and not isinstance(n, bool):
             check_sample_memory(self, n)
@@ -255,11 +264,13 @@ class World:
         return Batch(x=x, codes=codes, noise=noise)
 
     def stream(self, batch_size: int, seed: Seed = 0, device: str | torch.device | None = None,
-               dtype: torch.dtype = torch.float32) -> Iterator[Batch]:
-        """An endless iterator of batches drawn from one generator seeded with `seed`."""
-        gen = generator(seed)
+               dtype: torch.dtype = torch.float32, sampler: str = "auto") -> Iterator[Batch]:
+        """An endless iterator of batches drawn from one generator seeded with `seed` (on the device
+        for the device sampler; `sampler` as in `sample`)."""
+        dev = resolve_device(device)
+        gen = device_generator(seed, dev) if uses_device_sampler(sampler, dev) else generator(seed)
         while True:
-            yield self.sample(batch_size, seed=gen, device=device, dtype=dtype)
+            yield self.sample(batch_size, seed=gen, device=device, dtype=dtype, sampler=sampler)
 
     def _on(self, dev, dtype):
         return self._state_on("dictionary", dev, dtype)

@@ -3,6 +3,7 @@ No training here: everything runs in well under a second per test."""
 
 import pytest
 
+from synthsae.errors import ConfigError
 from synthsae.experiments.config import ExperimentConfig, parse_value, set_dotted
 from synthsae.experiments.sweep import SweepConfig
 from synthsae.world import WorldConfig
@@ -141,6 +142,6 @@ BAD_SWEEPS = [
 
 @pytest.mark.parametrize("text,expected", BAD_SWEEPS, ids=[b[1][:30] for b in BAD_SWEEPS])
 def test_bad_sweeps_fail_before_any_work(text, expected):
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ConfigError) as err:
         SweepConfig.from_toml(text)
     assert expected in str(err.value)

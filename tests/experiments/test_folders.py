@@ -6,12 +6,15 @@ import json
 import pytest
 
 from synthsae.cli import main
+from synthsae.errors import ConfigError
 from synthsae.experiments import folders
 from synthsae.experiments.run import run_experiment
 from synthsae.experiments.sweep import SweepConfig, run_sweep
 
 # a world config that validates as a config but fails when the world is built (2 x 2 matrix, m = 128)
-BAD_CORRELATION = {"kind": "full", "matrix": [[1.0, 0.0], [0.0, 1.0]]}
+# Valid as a config (128 x 128, unit diagonal, symmetric) but not positive semi-definite, which only
+# building the world finds (smallest eigenvalue -62.5): toy worlds have m = 128 features.
+BAD_CORRELATION = {"kind": "full", "matrix": [[1.0 if i == j else -0.5 for j in range(128)] for i in range(128)]}
 
 
 # ---- the rule itself ------------------------------------------------------------------------------
@@ -22,13 +25,13 @@ def test_claim_new_same_different_overwrite(tmp_path):
     (out / "result.txt").write_text("kept")
     folders.claim(out, "experiment", "a", "111")  # the same experiment: resumes, keeps its files
     assert (out / "result.txt").read_text() == "kept"
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ConfigError) as err:
         folders.claim(out, "experiment", "b", "222")
     text = str(err.value)
     assert "different experiment" in text and "'a'" in text and "111" in text
     assert "--out NEW" in text and "--overwrite" in text
     assert (out / "result.txt").read_text() == "kept"
-    with pytest.raises(ValueError, match="the experiment 'a'"):
+    with pytest.raises(ConfigError, match="the experiment 'a'"):
         folders.claim(out, "sweep", "a", "111")  # same digest, other kind: a sweep never reuses a run's folder
     folders.claim(out, "experiment", "b", "222", overwrite=True)
     assert not (out / "result.txt").exists()
@@ -40,11 +43,11 @@ def test_claim_refuses_foreign_folders_even_with_overwrite(tmp_path):
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
     for overwrite in (False, True):
-        with pytest.raises(ValueError, match="not written by synthsae"):
+        with pytest.raises(ConfigError, match="not written by synthsae"):
             folders.claim(foreign, "experiment", "a", "1", overwrite=overwrite)
     assert (foreign / "thesis.tex").read_text() == "precious"
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ValueError, match="is a file"):
+    with pytest.raises(ConfigError, match="is a file"):
         folders.claim(tmp_path / "file", "experiment", "a", "1")
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -54,7 +57,7 @@ def test_claim_refuses_foreign_folders_even_with_overwrite(tmp_path):
 def test_overwrite_never_deletes_the_working_directory(tmp_path, monkeypatch):
     folders.claim(tmp_path / "w", "experiment", "a", "1")
     monkeypatch.chdir(tmp_path / "w")
-    with pytest.raises(ValueError, match="working directory"):
+    with pytest.raises(ConfigError, match="working directory"):
         folders.claim(tmp_path / "w", "experiment", "b", "2", overwrite=True)
     assert (tmp_path / "w" / folders.MARKER).is_file()
 

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from synthsae.errors import ConfigError
 from synthsae.experiments.executors import EXECUTORS
 from synthsae.experiments.sweep import SweepConfig, run_sweep
 
@@ -81,9 +82,9 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path, sweep_config, monkeyp
 
 
 def test_unknown_executor_and_options_fail_before_any_work(tmp_path, sweep_config):
-    with pytest.raises(ValueError, match="Did you mean 'local'"):
+    with pytest.raises(ConfigError, match="Did you mean 'local'"):
         run_sweep(sweep_config, tmp_path / "x", executor="locall", progress=False)
-    with pytest.raises(ValueError, match="n_workers = 0"):
+    with pytest.raises(ConfigError, match="n_workers = 0"):
         run_sweep(sweep_config, tmp_path / "x", executor="local", n_workers=0, progress=False)
     assert not (tmp_path / "x").exists()
     assert set(EXECUTORS.available()) == {"local", "ray", "serial"}

@@ -49,3 +49,38 @@ def test_markdown_table_escapes_and_formats():
     lines = tables.markdown_table([{"name": "a|b", "v": math.nan}, {"name": "c", "v": 0.5}])
     assert lines[0] == "| name | v |" and lines[2] == "| a\\|b | n/a |" and lines[3] == "| c | 0.5 |"
     assert tables.markdown_table([]) == ["(no rows)"]
+
+
+@given(st.lists(st.one_of(st.floats(width=64), st.none()), min_size=1, max_size=20))
+def test_the_csv_reader_reads_back_what_the_writer_wrote(values):
+    # +-inf is a measured value and survives; NaN and None are "not measured" and read back as NaN
+    back = tables.from_csv(tables.to_csv([{"v": v} for v in values]))["v"]
+    want = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    assert back.dtype == np.float64 and np.array_equal(back, want, equal_nan=True)
+
+
+def test_rows_and_columns_give_the_same_csv_and_types_round_trip():
+    rows = [{"i": 1, "b": True, "x": math.inf, "s": "a,b"}, {"i": -2, "b": False, "x": -math.inf, "s": "c"}]
+    columns = {"i": np.array([1, -2]), "b": np.array([True, False]), "x": [math.inf, -math.inf], "s": ["a,b", "c"]}
+    text = tables.to_csv(rows)
+    assert text == tables.to_csv(columns)
+    assert text.splitlines() == ["i,b,x,s", "1,True,inf,\"a,b\"", "-2,False,-inf,c"]
+    back = tables.from_csv(text)
+    assert back["i"].dtype == np.int64 and back["b"].dtype == bool and back["s"].tolist() == ["a,b", "c"]
+    assert back["x"].tolist() == [math.inf, -math.inf]
+
+
+def test_one_formatter_with_a_digits_option():
+    from synthsae.experiments.recipes import _common
+    from synthsae.metrics import format_value
+
+    assert format_value is tables.fmt
+    assert tables.fmt(0.123456, digits=2) == "0.12" and _common.fmt(0.123456) == "0.123" and _common.fmt(None) == "n/a"
+
+
+def test_headline_and_plotted_columns_come_from_the_metric_registry():
+    from synthsae import metrics
+    from synthsae.experiments import run, sweep
+
+    assert run.HEADLINE is metrics.HEADLINE and sweep.PLOTTED is metrics.PLOTTED
+    assert ("MCC", "recovery.mcc") in metrics.HEADLINE

@@ -122,7 +122,7 @@ def test_a_nan_world_fails_before_training(make_world):
     (dict(n_samples=640, batch_size=64, init_b_dec=3), "init_b_dec"),
 ])
 def test_wrong_types_and_values_are_named(small_world, kwargs, field):
-    with pytest.raises(ValueError, match=rf"train\.{field} = .* is invalid"):
+    with pytest.raises(ValueError, match=rf"train\.{field}(\[\d\])? = .* is invalid"):
         train(make("topk", 16, 32, k=3), small_world, progress=False, **kwargs)
 
 
@@ -169,12 +169,13 @@ def test_settings_object_keywords_and_positional_forms_train_identically(small_w
 
 def test_experiment_configs_use_the_trainer_settings():
     assert ConfigTrainSettings is TrainSettings
-    c = ExperimentConfig.from_toml('seed = 3\n[train]\nn_samples = 4096\ntarget_l0 = 25\nl0_freeze = 0.2\n')
+    c = ExperimentConfig.from_toml('seed = 3\n[train]\nn_samples = 4096\ntarget_l0 = 25\nl0_freeze = 0.2\n'
+                                 '[[sae]]\nvariant = "relu_l1"\n')
     assert c.train.target_l0 == 25.0 and c.train.l0_freeze == 0.2
     assert c.train.train_kwargs(c.seed)["seed"] == 3
     assert ExperimentConfig.from_toml(c.to_toml()) == c
     with pytest.raises(ValueError, match="train.lr"):
-        ExperimentConfig.from_toml('[train]\nlr = "fast"\n')
+        ExperimentConfig.from_toml('[train]\nlr = "fast"\n[[sae]]\nvariant = "topk"\nk = 4\n')
 
 
 # ---- extra_loss and step_offset ----------------------------------------------------------------

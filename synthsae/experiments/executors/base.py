@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from synthsae.errors import fail, require
 from synthsae.experiments.cells import Task
 from synthsae.registry import Registry
 
@@ -24,9 +25,10 @@ class Executor:
 
     def __init__(self, n_workers: int | None = None, **options: Any):
         if options:
-            raise ValueError(f"executor {self.name!r} takes no option(s) {sorted(options)}")
-        if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
-            raise ValueError(f"n_workers = {n_workers!r} is invalid: expected an int >= 1")
+            fail(f"executor {self.name!r} options", sorted(options), "this executor takes no such option",
+                 "no options (address= is an option of the ray executor)")
+        require(n_workers is None or (isinstance(n_workers, int) and not isinstance(n_workers, bool) and n_workers >= 1),
+                "n_workers", n_workers, "it is the number of parallel workers", "an int >= 1 (--workers N)")
         self.n_workers = n_workers
 
     def run(self, tasks: list[Task], on_done: Callable[[Task, dict], None]) -> None:  # pragma: no cover

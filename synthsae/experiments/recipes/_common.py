@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from synthsae import stats
+from synthsae import stats, tables
 from synthsae.config import Config
 from synthsae.errors import fail, require
 from synthsae.metrics import Report, evaluate
-from synthsae.plots import new_figure
+from synthsae.plots import label_axes, new_figure
 from synthsae.sae import SAE, TrainHistory, make, train
 from synthsae.sae.base import SAE_CONFIGS
 from synthsae.world import World
@@ -150,6 +150,12 @@ def grid_axis(where: str, hyper: dict[str, Any]) -> tuple[str, list[dict[str, An
 
 
 # ---- worlds, training, evaluation ------------------------------------------------------------
+def preset_world(cfg: RecipeConfig, params: dict[str, Any] | None = None):
+    """The WorldConfig of a recipe whose every cell uses the world `cfg.world` (a preset seeded
+    `cfg.world_seed`, a world TOML / JSON file or a saved world folder: `world_config`)."""
+    return world_config(cfg.world, cfg.world_seed)
+
+
 def make_world(preset: str, seed: int, **overrides: Any) -> World:
     """`World.preset(preset, seed=seed, **overrides)`."""
     return World.preset(preset, seed=seed, **overrides)
@@ -189,7 +195,8 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def fmt(v: float, digits: int = 3) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}g}"
+    """A number in a check's evidence: `synthsae.tables.fmt` to `digits` significant digits."""
+    return tables.fmt(v, digits)
 
 
 def matched_difference(pts: list[dict], ref: list[dict], l0: str, ev: str) -> float:
@@ -232,9 +239,7 @@ def line_figure(series: dict[str, tuple], xlabel: str, ylabel: str, title: str, 
     if logy:
         ax.set_yscale("log")
         _readable_log_ticks(ax.yaxis)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    label_axes(ax, xlabel, ylabel, title)
     if series:
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -22,7 +22,6 @@ from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
 from synthsae.sae.base import SAE_CONFIGS
 from synthsae.sae.topk import TopKConfig
-from synthsae.world.presets import preset_config
 
 KEYS = ("absorption.rate", "absorption.full_rate", "absorption.partial_rate", "absorption.parent_miss_rate",
         "reconstruction.explained_variance", "sparsity.l0", "recovery.mcc", "recovery.rate@0.8")
@@ -74,9 +73,6 @@ def _cells(cfg: AbsorptionConfig) -> list[Cell]:
             for variant in cfg.variants for k in cfg.ks for seed in cfg.seeds]
 
 
-def _world(cfg: AbsorptionConfig, params: dict):
-    return preset_config(cfg.world, seed=cfg.world_seed)
-
 
 def _run_cell(cfg: AbsorptionConfig, cell: Cell, ctx) -> dict:
     p = cell.params
@@ -84,7 +80,7 @@ def _run_cell(cfg: AbsorptionConfig, cell: Cell, ctx) -> dict:
     sae, _ = ctx.train(p["variant"], world, cfg.m_sae, {**cfg.options.get(p["variant"], {}), "k": p["k"]}, p["seed"])
     rep = C.evaluate_sae(sae, world, cfg, metrics=("reconstruction", "recovery", "absorption"))
     if "absorption" in rep.not_applicable:
-        raise ValueError(f"absorption recipe: {rep.not_applicable['absorption']} (world {cfg.world!r})")
+        fail("absorption recipe world", cfg.world, rep.not_applicable["absorption"], "a world with a hierarchy")
     return {"row": C.pick(rep, KEYS)}
 
 
@@ -127,7 +123,7 @@ def _conclude(config: AbsorptionConfig, results: list[CellResult]) -> RecipeResu
 
 RECIPE = register_grid_recipe(
     "absorption", AbsorptionConfig, "feature absorption on a hierarchy world: Matryoshka vs BatchTopK across L0",
-    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)
+    cells=_cells, world=C.preset_world, run_cell=_run_cell, conclude=_conclude)
 
 
 def _check_matched_l0(cfg: AbsorptionConfig, summary: list[dict]) -> Check:

@@ -265,13 +265,13 @@ class RecipeResult:
             lines += ["### Sub-claims (not part of the published claim; they do not enter the verdict)", ""]
             lines += _check_table(sub) + [""]
         lines += ["## Metrics", "", "| metric | value |", "|---|---|"]
-        lines += [f"| `{k}` | {_fmt(v)} |" for k, v in self.metrics.items()]
+        lines += [f"| `{k}` | {tables.fmt(v)} |" for k, v in self.metrics.items()]
         lines.append("")
         if self.tables:
             lines += ["## Tables", ""]
             for name, rows in self.tables.items():
                 lines += [f"### {name}", "", f"All rows: [`{name}.csv`]({name}.csv).", ""]
-                lines += _markdown_table(rows[:MAX_MARKDOWN_ROWS])
+                lines += tables.markdown_table(rows[:MAX_MARKDOWN_ROWS])
                 if len(rows) > MAX_MARKDOWN_ROWS:
                     lines.append(f"\n({len(rows) - MAX_MARKDOWN_ROWS} more rows in the CSV.)")
                 lines.append("")
@@ -283,19 +283,11 @@ class RecipeResult:
             lines += [f"## {title}", "", text.strip(), ""]
         if self.metadata:
             lines += ["## Run", "", "| | |", "|---|---|"]
-            lines += [f"| {_md(str(k))} | {_md(_fmt(v) if not isinstance(v, str) else v)} |"
+            lines += [f"| {tables.md(str(k))} | {tables.md(tables.fmt(v) if not isinstance(v, str) else v)} |"
                       for k, v in self.metadata.items()]
             lines.append("")
         lines += ["## Configuration", "", "```json", json.dumps(self.config.to_dict(), indent=2), "```", ""]
         return "\n".join(lines)
-
-
-# One formatter, one NaN rule, one CSV writer: synthsae.tables.
-columns_of = tables.columns_of
-rows_to_csv = tables.to_csv
-_jsonable = tables.clean
-_fmt = tables.fmt
-_md = tables.md
 
 
 VERDICT_RULE = ("a check that held or did not hold is decisive; all decisive checks held and none inconclusive -> "
@@ -307,9 +299,5 @@ def _check_table(checks: Sequence[Check]) -> list[str]:
     out = ["| check | outcome | evidence |", "|---|---|---|"]
     for c in checks:
         evidence = c.evidence + (f" **Found instead: {c.finding}**" if c.finding else "")
-        out.append(f"| {_md(c.statement)} | {verdict_word(c.outcome)} | {_md(evidence)} |")
+        out.append(f"| {tables.md(c.statement)} | {verdict_word(c.outcome)} | {tables.md(evidence)} |")
     return out
-
-
-def _markdown_table(rows: Sequence[dict[str, Any]]) -> list[str]:
-    return tables.markdown_table(rows)

@@ -75,9 +75,6 @@ def _cells(cfg: SanityConfig) -> list[Cell]:
             for b in cfg.budgets for variant in VARIANTS for seed in cfg.seeds]
 
 
-def _world(cfg: SanityConfig, params: dict):
-    return C.world_config(cfg.world, cfg.world_seed)
-
 
 def _run_cell(cfg: SanityConfig, cell: Cell, ctx) -> dict:
     world = ctx.world()
@@ -202,4 +199,4 @@ def _conclude(config: SanityConfig, results: list[CellResult]) -> RecipeResult:
 RECIPE = register_grid_recipe(
     "sanity_baselines", SanityConfig,
     "trained TopK SAEs vs frozen / soft-frozen decoder and frozen encoder: recovery next to EV, at two budgets",
-    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)
+    cells=_cells, world=C.preset_world, run_cell=_run_cell, conclude=_conclude)

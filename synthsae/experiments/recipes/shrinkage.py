@@ -20,7 +20,6 @@ import numpy as np
 from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
-from synthsae.world.presets import preset_config
 
 KEYS = ("sparsity.l0", "reconstruction.explained_variance", "recovery.shrinkage_median", "recovery.mcc",
         "latents.dead_fraction")
@@ -76,9 +75,6 @@ def _cells(cfg: ShrinkageConfig) -> list[Cell]:
                                                         "hyperparameters": hp}) for hp in grid]
     return out
 
-
-def _world(cfg: ShrinkageConfig, params: dict):
-    return preset_config(cfg.world, seed=cfg.world_seed)
 
 
 def _run_cell(cfg: ShrinkageConfig, cell: Cell, ctx) -> dict:
@@ -136,4 +132,4 @@ def _conclude(config: ShrinkageConfig, results: list[CellResult]) -> RecipeResul
 
 RECIPE = register_grid_recipe(
     "shrinkage", ShrinkageConfig, "magnitude shrinkage per variant and the sparsity-fidelity frontier (EV vs L0)",
-    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)
+    cells=_cells, world=C.preset_world, run_cell=_run_cell, conclude=_conclude)

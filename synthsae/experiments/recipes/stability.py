@@ -161,9 +161,6 @@ def _cells(cfg: StabilityConfig) -> list[Cell]:
     return out
 
 
-def _world(cfg: StabilityConfig, params: dict):
-    return C.world_config(cfg.world, cfg.world_seed)
-
 
 def _matched(cfg: StabilityConfig, variant: str) -> dict:
     return {} if cfg.target_l0 is None else C.matched_l0(variant, cfg.target_l0)
@@ -401,4 +398,4 @@ def _pool_check(variant, m: dict | None, cfg, metrics, rows) -> Check:
 RECIPE = register_grid_recipe(
     "stability", StabilityConfig,
     "cross-seed stability: reappearance, EV of stable latents, reproducible subspaces, pooling",
-    cells=_cells, world=_world, run_cell=_run_cell, conclude=_conclude)
+    cells=_cells, world=C.preset_world, run_cell=_run_cell, conclude=_conclude)

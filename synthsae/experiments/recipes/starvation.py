@@ -159,9 +159,6 @@ def _cell_list(cfg: StarvationConfig) -> list[Cell]:
     return out
 
 
-def _world(cfg: StarvationConfig, params: dict):
-    return C.world_config(cfg.world, cfg.world_seed)
-
 
 def _run_cell(cfg: StarvationConfig, cell: Cell, ctx) -> dict:
     p = cell.params
@@ -280,7 +277,7 @@ def _conclude(config: StarvationConfig, results: list[CellResult]) -> RecipeResu
 RECIPE = register_grid_recipe(
     "starvation", StarvationConfig,
     "dead latents of l1 SAEs across l1 x lr x size x seeds, which latents die, and AEN / TopK at matched L0",
-    cells=_cell_list, world=_world, run_cell=_run_cell, conclude=_conclude)
+    cells=_cell_list, world=C.preset_world, run_cell=_run_cell, conclude=_conclude)
 
 
 def _nanmean(values: list[float]) -> float:

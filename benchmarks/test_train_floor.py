@@ -1,4 +1,7 @@
-"""benchmarks/train_floor.py: its hand-written relu_l1 step is the step it claims to be."""
+"""benchmarks/train_floor.py: its hand-written relu_l1 step is the step it claims to be.
+
+Lives with the benchmarks (not collected by `python -m pytest`): `python -m pytest benchmarks/test_train_floor.py`.
+"""
 
 import importlib.util
 import sys
@@ -6,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parent
 
 
 def load():
