@@ -183,6 +183,7 @@ def test_synthsaebench_full_scale_needs_samples_width_and_both_tables():
     assert full.l0s == (25, 20) and len(full.seeds) >= 3
     assert not full.replace(n_samples=50_000_000).full_scale
     assert not full.replace(m_sae=2048, matryoshka_prefixes=(128, 512, 2048)).full_scale
+    assert cls.small().matryoshka_prefixes == ()
     assert not cls.small().full_scale
     cells = RECIPES.get("synthsaebench").cells(full)
     coefficient = [c for c in cells if c.params["variant"] in ("relu_l1", "jumprelu")]

@@ -44,21 +44,28 @@ KEYS = ("sparsity.l0", "reconstruction.explained_variance", "recovery.shrinkage_
 SCALE, SHRINK = "global_scale", "global_shrinkage"
 
 
-def _default_variants() -> dict[str, dict[str, Any]]:
-    return {"relu_l1": {}, "gated": {}, "topk": {}, "jumprelu": {"threshold_init": 0.1, "bandwidth": 0.05}, "aen": {}}
+def _default_sweeps() -> dict[str, dict[str, Any]]:
+    grid = [2, 4, 8, 16]
+    return {"relu_l1": {"target_l0": grid}, "gated": {"target_l0": grid}, "topk": {"k": grid},
+            "jumprelu": {"target_l0": grid, "threshold_init": 0.1, "bandwidth": 0.05}, "aen": {"target_l0": grid}}
+
+
+def l0_knob(variant: str) -> str:
+    """The sweep axis that sets a variant's L0: `target_l0` (trained to it) for variants with a
+    sparsity coefficient, `k` for TopK-like ones."""
+    return "target_l0" if C.has_sparsity_coefficient(variant) else "k"
 
 
 @dataclasses.dataclass(frozen=True)
 class ShrinkageConfig(C.RecipeConfig):
-    """world: a preset or world file. variants: variant -> fixed hyperparameters (no k / L0 knob: the
-    recipe sets it); must include relu_l1 (the reference). l0s: the target L0 grid (TopK-like
-    variants: k = L0; coefficient variants: target_l0 = L0). m_sae: latents. seeds: one SAE per
-    (variant, L0, seed)."""
+    """world: a preset or world file. sweeps: variant -> hyperparameters with exactly one list, its L0
+    axis: `target_l0` for variants with a sparsity coefficient (relu_l1, gated, jumprelu, aen: trained
+    to that L0), `k` for TopK-like variants; every variant sweeps the same L0 grid (matched L0). Must
+    include relu_l1 (the reference). m_sae: latents. seeds: one SAE per (variant, L0, seed)."""
 
     n_samples: int = 2_000_000
     world: str = "toy"
-    variants: dict[str, dict[str, Any]] = dataclasses.field(default_factory=_default_variants)
-    l0s: tuple[int, ...] = (2, 4, 8, 16)
+    sweeps: dict[str, dict[str, Any]] = dataclasses.field(default_factory=_default_sweeps)
     m_sae: int = 256
     seeds: tuple[int, ...] = (0, 1, 2)
 
@@ -66,29 +73,47 @@ class ShrinkageConfig(C.RecipeConfig):
         super().validate()
         name = type(self).__name__
         C.preset_ok(self)
-        require(isinstance(self.variants, dict) and "relu_l1" in self.variants, f"{name}.variants",
-                list(self.variants) if isinstance(self.variants, dict) else self.variants,
+        require(isinstance(self.sweeps, dict) and "relu_l1" in self.sweeps, f"{name}.sweeps",
+                list(self.sweeps) if isinstance(self.sweeps, dict) else self.sweeps,
                 "relu_l1 is the reference every variant is compared with", "a table including relu_l1")
-        C.nonempty_unique(self, "l0s")
-        require(all(isinstance(k, int) and 1 <= k <= self.m_sae for k in self.l0s), f"{name}.l0s", self.l0s,
-                "an L0 is a number of active latents", f"ints in [1, m_sae = {self.m_sae}]")
         C.seeds_ok(self)
-        for v, hyper in self.variants.items():
-            require(isinstance(hyper, dict) and not {"k", "target_l0"} & set(hyper), f"{name}.variants.{v}", hyper,
-                    "the recipe sets the sparsity (k or target_l0) from l0s", "fixed hyperparameters without k")
-            for l0 in self.l0s:
-                C.check_sae_spec(f"{name}.variants.{v}", v, _hyper(self, v, l0), self.m_sae)
+        grids = {}
+        for v, hyper in self.sweeps.items():
+            axis, _ = C.grid_axis(f"{name}.sweeps.{v}", hyper)
+            require(axis == l0_knob(v), f"{name}.sweeps.{v}", axis,
+                    "the sweep axis must set the L0, so that variants are compared at matched L0",
+                    f"a list of {l0_knob(v)!r} values")
+            grids[v] = list(hyper[axis])
+        ref = grids["relu_l1"]
+        require(all(isinstance(k, int) and 1 <= k <= self.m_sae for k in ref) and len(set(ref)) == len(ref),
+                f"{name}.sweeps.relu_l1.target_l0", ref, "an L0 is a number of active latents",
+                f"distinct ints in [1, m_sae = {self.m_sae}]")
+        for v, grid in grids.items():
+            require(sorted(grid) == sorted(ref), f"{name}.sweeps.{v}.{l0_knob(v)}", grid,
+                    "every variant must sweep the same L0 grid (matched L0)", f"the values {ref}")
+            for l0 in ref:
+                C.check_sae_spec(f"{name}.sweeps.{v}", v, _hyper(self, v, l0), self.m_sae)
+
+    @property
+    def l0s(self) -> tuple[int, ...]:
+        """The L0 grid (relu_l1's; every variant sweeps the same)."""
+        return tuple(self.sweeps["relu_l1"]["target_l0"])
+
+    @property
+    def variants(self) -> list[str]:
+        return list(self.sweeps)
 
     @classmethod
     def small(cls) -> "ShrinkageConfig":
-        return cls(n_samples=40 * 256, batch_size=256, eval_samples=2048, m_sae=128, l0s=(2, 8), seeds=(0, 1),
-                   variants={"relu_l1": {}, "topk": {}, "aen": {}})
+        return cls(n_samples=40 * 256, batch_size=256, eval_samples=2048, m_sae=128, seeds=(0, 1),
+                   sweeps={"relu_l1": {"target_l0": [2, 8]}, "topk": {"k": [2, 8]}, "aen": {"target_l0": [2, 8]}})
 
 
 def _hyper(cfg: ShrinkageConfig, variant: str, l0: int) -> dict[str, Any]:
-    """The SAE's hyperparameters at target L0 `l0` (k for TopK-like variants; AEN's schedule scaled)."""
-    hyper = dict(cfg.variants[variant])
-    if not C.has_sparsity_coefficient(variant):
+    """The SAE's hyperparameters at L0 `l0`: k for TopK-like variants (a coefficient variant gets
+    target_l0 at training time instead); AEN's warmup / ramp scaled to the run."""
+    hyper = {k: v for k, v in cfg.sweeps[variant].items() if k not in ("k", "target_l0")}
+    if l0_knob(variant) == "k":
         hyper["k"] = l0
     if variant == "aen":
         hyper = C.aen_arm(cfg.n_steps, **hyper)
@@ -103,7 +128,7 @@ def aen_arms(cfg: ShrinkageConfig) -> list[tuple[str, dict[str, Any], int]]:
 def _cells(cfg: ShrinkageConfig) -> list[Cell]:
     return [Cell(f"{v}-L0{l0}-seed{s}", {"variant": v, "l0": l0, "seed": s, "hyperparameters": _hyper(cfg, v, l0),
                                         "train": C.matched_l0(v, l0)})
-            for v in cfg.variants for l0 in cfg.l0s for s in cfg.seeds]
+            for v in cfg.sweeps for l0 in cfg.l0s for s in cfg.seeds]
 
 
 def _world(cfg: ShrinkageConfig, params: dict):

@@ -78,7 +78,7 @@ class SynthSAEBenchConfig(C.RecipeConfig):
     """world_d, world_m, roots, branching, depth: the world (defaults: the 16k preset).
     architectures: some of the published table's. l0s: target L0s; tables: the published table (25 or
     20) each L0 stands for (equal to l0s at full scale). m_sae: width. matryoshka_prefixes: its nested
-    widths (None = the variant's default). seeds. min_gap: published differences smaller than this
+    widths (empty = the variant's default). seeds. min_gap: published differences smaller than this
     are not checked as orderings. tolerance: largest |ours - published| that counts as reproducing a
     figure (checked only at full scale)."""
 
@@ -95,7 +95,7 @@ class SynthSAEBenchConfig(C.RecipeConfig):
     l0s: tuple[int, ...] = (25, 20)
     tables: tuple[int, ...] = (25, 20)
     m_sae: int = 4096
-    matryoshka_prefixes: tuple[int, ...] | None = (128, 512, 2048, 4096)
+    matryoshka_prefixes: tuple[int, ...] = (128, 512, 2048, 4096)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     min_gap: float = 0.02
     tolerance: float = 0.05
@@ -124,7 +124,7 @@ class SynthSAEBenchConfig(C.RecipeConfig):
     @classmethod
     def small(cls) -> "SynthSAEBenchConfig":
         return cls(n_samples=40 * 256, batch_size=256, lr=1e-3, eval_samples=4096, world_d=48, world_m=256, roots=4,
-                   branching=3, depth=2, l0s=(5, 4), m_sae=128, matryoshka_prefixes=None, seeds=(0, 1))
+                   branching=3, depth=2, l0s=(5, 4), m_sae=128, matryoshka_prefixes=(), seeds=(0, 1))
 
     @property
     def full_scale(self) -> bool:
@@ -158,7 +158,7 @@ def _hyper(cfg: SynthSAEBenchConfig, arch: str, l0: int) -> dict[str, Any]:
     if C.has_sparsity_coefficient(arch):
         return {}
     hyper: dict[str, Any] = {"k": l0}
-    if arch == "matryoshka" and cfg.matryoshka_prefixes is not None:
+    if arch == "matryoshka" and cfg.matryoshka_prefixes:
         hyper["prefixes"] = tuple(cfg.matryoshka_prefixes)
     return hyper
 
