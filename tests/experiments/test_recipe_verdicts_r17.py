@@ -109,6 +109,12 @@ def test_shrinkage_reports_the_opposite_direction_on_a_planted_case():
     assert by["topk has a better sparsity-fidelity frontier than relu_l1 (higher EV at matched L0)"].outcome is None
     assert result.held == "mixed"
     assert "topk shrinks more than relu_l1" in verdict_sentence(result.held, result.checks)
+    # aen trained 30% below its target L0: not matched, so the checks that use it become inconclusive
+    off = _planted("shrinkage", config, lambda p: {**row(p), "sparsity.l0": p["l0"] * (0.7 if p["variant"] == "aen" else 1)})
+    by_off = {c.statement: c for c in off.checks}
+    assert by_off["aen shrinks less than relu_l1"].outcome is None
+    assert "L0 not matched" in by_off["aen shrinks less than relu_l1"].evidence
+    assert by_off["topk shrinks less than relu_l1"].outcome is False
 
 
 def test_amortization_reports_the_opposite_direction_on_a_planted_case():

@@ -24,6 +24,7 @@ from typing import Any
 from synthsae.errors import fail, require
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
+from synthsae.experiments.recipes.shrinkage import all_of  # a candidate for _common
 from synthsae.sae.base import SAE_CONFIGS
 from synthsae.sae.topk import TopKConfig
 
@@ -170,8 +171,6 @@ def _check_matched_l0(cfg: AbsorptionConfig, runs: list[dict]) -> Check:
 
 
 def _check(cfg: AbsorptionConfig, runs: list[dict], summary: list[dict]) -> Check:
-    from synthsae.experiments.recipes.shrinkage import all_of  # a candidate for _common
-
     statement = "Matryoshka absorbs less than BatchTopK at every matched L0"
     if not set(PAIR) <= set(cfg.variants):
         return Check(statement, None, "needs both batchtopk and matryoshka in variants")

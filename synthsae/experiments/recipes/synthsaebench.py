@@ -41,6 +41,7 @@ import numpy as np
 from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
+from synthsae.experiments.recipes.shrinkage import L0_TOLERANCE, add_l0_problems  # candidates for _common
 from synthsae.plots import new_figure
 from synthsae.world import World
 from synthsae.world.hierarchy import HierarchyConfig
@@ -68,7 +69,6 @@ METRIC_KEYS = {"f1": "classification.f1_score", "mcc": "recovery.mcc", "uniquene
 ORDERED = ("f1", "mcc", "ev")  # metrics whose published orderings are checked
 FULL_WORLD = {"world_d": 768, "world_m": 16384, "roots": 128, "branching": 4, "depth": 3}
 FULL_TRAINING = {"m_sae": 4096, "n_samples": 200_000_000}
-L0_TOLERANCE = 0.1
 KEYS = ("classification.f1_score", "recovery.mcc", "recovery.uniqueness", "recovery.firing_f1",
         "reconstruction.explained_variance", "sparsity.l0", "latents.dead_fraction", "absorption.rate")
 
@@ -249,11 +249,7 @@ def _conclude(config: SynthSAEBenchConfig, results: list[CellResult]) -> RecipeR
                 row[key], row[f"{key}.ci"] = C.mean_ci([r[key] for r in sel])
             summary.append(row)
     problems = C.convergence_problems(results, _label)
-    for r in results:  # matched L0: an SAE off its target L0 by more than 10% is not usable either
-        measured, target = r.row.get("sparsity.l0", float("nan")), r.params["l0"]
-        if not abs(measured - target) <= L0_TOLERANCE * target and not problems.get(_label(r)):
-            problems[_label(r)] = (f"measured L0 {C.fmt(measured)} is more than {L0_TOLERANCE:.0%} off its target "
-                                   f"{target} (L0 not matched)")
+    problems = add_l0_problems(problems, results, _label, lambda r: r.params["l0"])  # matched L0
     checks = C.guard_convergence(_ordering_checks(cfg, runs) + [_reproduction_check(cfg, summary)], problems,
                                  cfg.n_samples)
     comparison = [{"variant": s["variant"], "l0": s["l0"], "published_table": s["table"], "metric": metric,
