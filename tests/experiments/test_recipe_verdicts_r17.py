@@ -240,3 +240,25 @@ def test_all_of_combines_parts_and_keeps_findings():
     assert all_of("x", [("k=4", t), ("k=8", n)]).outcome is None
     both = all_of("x", [("k=4", t), ("k=8", f)])
     assert both.outcome is False and both.finding == "k=8: the other way" and "[k=8] c" in both.evidence
+
+
+@pytest.mark.slow
+def test_topk_at_k16_is_not_read_as_shrunk_but_relu_l1_at_the_same_l0_is():
+    # rho (median magnitude ratio) reads TopK k = 16 as strongly "shrunk" (splitting); the global scale does not
+    from synthsae.metrics import evaluate
+    from synthsae.sae import make, train
+    from synthsae.world import World
+
+    world = World.preset("toy")
+    x = world.sample(8192, seed=12345).x
+    found = {}
+    for variant, hyper, kw in (("topk", {"k": 16}, {}), ("relu_l1", {}, {"target_l0": 16.0})):
+        sae = make(variant, d=world.d, m=128, seed=0, **hyper)
+        train(sae, world, n_samples=800 * 256, batch_size=256, lr=1e-3, seed=0, progress=False, **kw)
+        sae.eval()
+        rho = evaluate(sae, world, n=8192, seed=12345, metrics=("recovery",)).metrics["recovery.shrinkage_median"]
+        found[variant] = (1 - 1 / global_scale(sae, x), rho)
+    (topk_shrink, topk_rho), (relu_shrink, _) = found["topk"], found["relu_l1"]
+    assert topk_rho < 0.5  # rho alone would call this heavy shrinkage
+    assert abs(topk_shrink) < 0.03  # the global scale fit finds none
+    assert relu_shrink > 0.1  # while relu_l1 at the same L0 is clearly shrunk
