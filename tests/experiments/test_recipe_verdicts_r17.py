@@ -262,3 +262,23 @@ def test_topk_at_k16_is_not_read_as_shrunk_but_relu_l1_at_the_same_l0_is():
     assert topk_rho < 0.5  # rho alone would call this heavy shrinkage
     assert abs(topk_shrink) < 0.03  # the global scale fit finds none
     assert relu_shrink > 0.1  # while relu_l1 at the same L0 is clearly shrunk
+
+
+@pytest.mark.parametrize("change, word", [
+    ({"aen": {"target_l0": [2, 8], "warmup_steps": 5}}, "warmup"),
+    ({"topk": {"k": [2, 4]}}, "same L0 grid"),
+    ({"topk": {"target_l0": [2, 8]}}, "matched L0"),
+    ({"relu_l1": {"l1_coefficient": [0.01, 0.1]}}, "matched L0"),
+])
+def test_shrinkage_rejects_unmatched_sweeps_and_a_fixed_aen_schedule(change, word):
+    small = RECIPES.get("shrinkage").config_class.small()
+    with pytest.raises(ValueError, match=word):
+        small.replace(sweeps={**small.sweeps, **change})
+
+
+def test_synthsaebench_rejects_a_table_that_was_not_published():
+    small = RECIPES.get("synthsaebench").config_class.small()
+    with pytest.raises(ValueError, match="published table"):
+        small.replace(tables=(25, 30))
+    with pytest.raises(ValueError, match="published table"):
+        small.replace(architectures=("batchtopk", "gated"))

@@ -84,6 +84,9 @@ class ShrinkageConfig(C.RecipeConfig):
                     "the sweep axis must set the L0, so that variants are compared at matched L0",
                     f"a list of {l0_knob(v)!r} values")
             grids[v] = list(hyper[axis])
+            fixed = sorted({"warmup_steps", "ramp_steps"} & set(hyper)) if v == "aen" else []
+            require(not fixed, f"{name}.sweeps.aen", fixed, "the recipe scales AEN's warmup / ramp to the run so its "
+                    "adaptive weights switch on (_common.aen_arm)", "leave warmup_steps and ramp_steps out")
         ref = grids["relu_l1"]
         require(all(isinstance(k, int) and 1 <= k <= self.m_sae for k in ref) and len(set(ref)) == len(ref),
                 f"{name}.sweeps.relu_l1.target_l0", ref, "an L0 is a number of active latents",
