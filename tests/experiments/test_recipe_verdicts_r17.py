@@ -282,3 +282,13 @@ def test_synthsaebench_rejects_a_table_that_was_not_published():
         small.replace(tables=(25, 30))
     with pytest.raises(ValueError, match="published table"):
         small.replace(architectures=("batchtopk", "gated"))
+
+
+def test_synthsaebench_checks_orderings_between_tiers_of_the_published_table():
+    from synthsae.experiments.recipes.synthsaebench import PUBLISHED_TABLES, _adjacent_tier_pairs
+
+    f1 = {a: v["f1"] for a, v in PUBLISHED_TABLES[25].items()}
+    pairs = _adjacent_tier_pairs(list(f1), f1, 0.02)
+    # JumpReLU (0.7317) and BatchTopK (0.7316) tie; Matryoshka is above both, both above l1, l1 above MP
+    assert set(pairs) == {("matryoshka", "jumprelu"), ("matryoshka", "batchtopk"), ("jumprelu", "relu_l1"),
+                          ("batchtopk", "relu_l1"), ("relu_l1", "matching_pursuit")}
