@@ -134,7 +134,7 @@ def test_amortization_reports_the_opposite_direction_on_a_planted_case():
 
 
 def test_absorption_reports_the_opposite_direction_and_refuses_unmatched_l0():
-    config = RECIPES.get("absorption").config_class.small().replace(seeds=(0, 1, 2))
+    config = RECIPES.get("absorption").config_class.small().replace(seeds=(0, 1, 2), ks=(4, 8))
 
     def row(p, l0_scale=1.0):
         rate = {"matryoshka": 0.30, "batchtopk": 0.10}[p["variant"]] + _jitter(p["seed"])

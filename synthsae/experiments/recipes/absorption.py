@@ -70,7 +70,7 @@ class AbsorptionConfig(C.RecipeConfig):
     @classmethod
     def small(cls) -> "AbsorptionConfig":
         return cls(n_samples=30 * 256, batch_size=256, eval_samples=2048, variants=("batchtopk", "matryoshka"),
-                   ks=(4, 8), m_sae=64, seeds=(0, 1))
+                   ks=(4,), m_sae=64, seeds=(0, 1))
 
 
 def _cells(cfg: AbsorptionConfig) -> list[Cell]:
