@@ -265,10 +265,13 @@ def _conclude(config: ShrinkageConfig, results: list[CellResult]) -> RecipeResul
     }
     measured_l0 = {f"{v} (target {t})": [r[l0] for r in rows if r["variant"] == v and r["l0"] == t]
                    for v in cfg.variants for t in cfg.l0s}
+    sch = C.aen_schedule(cfg.n_steps)
+    aen_text = (f" (AEN: warmup {sch['warmup_steps']} steps, ramp {sch['ramp_steps']} steps, so its adaptive weights are "
+                f"fully on from step {sch['warmup_steps'] + sch['ramp_steps']})" if "aen" in cfg.variants else "")
     measured = (
         f"World `{cfg.world}` (seed {cfg.world_seed}): {', '.join(cfg.variants)} with {cfg.m_sae} latents at target "
         f"L0 in {list(cfg.l0s)}, seeds {list(cfg.seeds)}, {cfg.n_steps} steps of {cfg.batch_size}"
-        + (f" (AEN: {C.aen_schedule(cfg.n_steps)}, so its adaptive weights switch on)" if "aen" in cfg.variants else "")
+        + aen_text
         + f"; on {cfg.eval_samples} fresh samples: measured L0, EV, the global scale alpha of the centred "
         "reconstruction (least squares; global shrinkage = 1 - 1/alpha) and the median per-feature magnitude ratio "
         "rho. Every number is mean ± 95% CI over seeds.\n\nCompared at matched L0: the coefficient variants were "
