@@ -3,12 +3,16 @@ Matryoshka versus BatchTopK (Report metrics `absorption.*`, docs/metrics.md).
 
 Claim: Matryoshka SAEs (nested dictionary prefixes, Bussmann et al. 2025; Nabeshima 2024) absorb
 parent features into child latents less than flat BatchTopK SAEs at the same L0.
-Criterion, per k: the difference of mean absorption rates (BatchTopK - Matryoshka) over seeds is
-"clear" when it exceeds twice its standard error (seed-to-seed spread; with one seed every
-non-zero difference counts). Held if Matryoshka is clearly lower at every k; did not hold if it
-is clearly higher at some k; inconclusive otherwise. Because the measured L0 of BatchTopK-style
-SAEs differs from k (inference threshold), a second check compares the two at matched measured L0
-(interpolation in log L0, `_common.matched_difference`).
+
+Matched L0: both are TopK-like (k active latents per sample in training), but their *measured* L0
+differs from k (BatchTopK's inference threshold, Matryoshka's prefixes), so every comparison is made
+where the measured L0s agree: (1) per k, a 2-SE comparison over seeds of the absorption rates
+(`_common.directional_check`, which can report the opposite direction), made only where the two
+mean measured L0s are within `l0_tolerance` of each other (inconclusive otherwise, with the L0s);
+held when Matryoshka is lower at every matched k, did not hold when it is higher at some k;
+(2) per seed, both absorption-vs-L0 curves interpolated in log measured L0 over the overlap of
+their ranges (`_common.matched_difference`), the per-seed means compared with the same 2-SE rule.
+Checks on SAEs that did not converge or collapsed are inconclusive (`_common.guard_convergence`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 from synthsae.errors import fail, require
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
+from synthsae.experiments.recipes.shrinkage import all_of  # a candidate for _common
 from synthsae.sae.base import SAE_CONFIGS
 from synthsae.sae.topk import TopKConfig
 
@@ -31,8 +36,8 @@ KEYS = ("absorption.rate", "absorption.full_rate", "absorption.partial_rate", "a
 class AbsorptionConfig(C.RecipeConfig):
     """world: a preset with a hierarchy. variants: SAE variants that take k (the L0 knob), with
     optional extra hyperparameters in `options` (variant -> dict). ks: the L0 grid. m_sae: latents
-    per SAE. seeds: one SAE per (variant, k, seed). min_ev: an SAE below this EV is undertrained
-    and makes the verdict inconclusive."""
+    per SAE. seeds: one SAE per (variant, k, seed). l0_tolerance: two arms count as matched at a k
+    when their mean measured L0s differ by at most this fraction (of the larger)."""
 
     n_samples: int = 2_000_000
     world: str = "hierarchy"
@@ -41,7 +46,7 @@ class AbsorptionConfig(C.RecipeConfig):
     ks: tuple[int, ...] = (4, 8, 16, 32)
     m_sae: int = 256
     seeds: tuple[int, ...] = (0, 1, 2)
-    min_ev: float = 0.5
+    l0_tolerance: float = 0.1
 
     def validate(self) -> None:
         super().validate()
@@ -50,7 +55,7 @@ class AbsorptionConfig(C.RecipeConfig):
         C.nonempty_unique(self, "variants")
         C.nonempty_unique(self, "ks")
         C.seeds_ok(self)
-        C.in_unit_interval(self, "min_ev")
+        C.in_unit_interval(self, "l0_tolerance", closed=False)
         for v in self.variants:
             if v not in SAE_CONFIGS or not issubclass(SAE_CONFIGS.get(v), TopKConfig):
                 k_variants = [n for n in SAE_CONFIGS.available() if issubclass(SAE_CONFIGS.get(n), TopKConfig)]
@@ -65,7 +70,7 @@ class AbsorptionConfig(C.RecipeConfig):
     @classmethod
     def small(cls) -> "AbsorptionConfig":
         return cls(n_samples=30 * 256, batch_size=256, eval_samples=2048, variants=("batchtopk", "matryoshka"),
-                   ks=(4,), m_sae=64, seeds=(0,))
+                   ks=(4,), m_sae=64, seeds=(0, 1))
 
 
 def _cells(cfg: AbsorptionConfig) -> list[Cell]:
@@ -84,6 +89,10 @@ def _run_cell(cfg: AbsorptionConfig, cell: Cell, ctx) -> dict:
     return {"row": C.pick(rep, KEYS)}
 
 
+def _label(r: CellResult, name: str = "sae") -> str:
+    return f"{r.params['variant']} k={r.params['k']} seed{r.params['seed']}"
+
+
 def _conclude(config: AbsorptionConfig, results: list[CellResult]) -> RecipeResult:
     """The checks, tables and figures of the `absorption` recipe from its finished cells (see the
     module docstring for what is measured and the verdict)."""
@@ -95,64 +104,85 @@ def _conclude(config: AbsorptionConfig, results: list[CellResult]) -> RecipeResu
             rows = [r for r in runs if r["variant"] == variant and r["k"] == k]
             row = {"variant": variant, "k": k}
             for key in KEYS:
-                row[key], row[f"{key}.std"] = C.mean_std([r[key] for r in rows])
+                row[key], row[f"{key}.ci"] = C.mean_ci([r[key] for r in rows])
             summary.append(row)
-    checks = C.require_trained([_check(cfg, summary), _check_matched_l0(cfg, summary)], {f"{r['variant']} k={r['k']}": r["reconstruction.explained_variance"]
-                                                        for r in summary}, cfg.min_ev)
+    problems = C.convergence_problems(results, _label)
+    checks = C.guard_convergence([_check(cfg, runs, summary), _check_matched_l0(cfg, runs)], problems, cfg.n_samples)
     metrics = {f"{r['variant']}.k{r['k']}.{key}": r[key] for r in summary for key in ("absorption.rate", "sparsity.l0",
                                                                                        "reconstruction.explained_variance")}
     figures = {}
     for key, label in (("absorption.rate", "absorption rate (full + partial)"), ("absorption.full_rate", "full absorption"),
                        ("reconstruction.explained_variance", "explained variance")):
-        series = {v: ([r["sparsity.l0"] for r in summary if r["variant"] == v], [r[key] for r in summary if r["variant"] == v])
-                  for v in cfg.variants}
-        figures[key.replace(".", "_")] = C.line_figure(series, "L0 (measured)", label, f"{label} vs L0", logx=True)
+        series = {v: ([r["sparsity.l0"] for r in summary if r["variant"] == v], [r[key] for r in summary if r["variant"] == v],
+                      [r[f"{key}.ci"] for r in summary if r["variant"] == v]) for v in cfg.variants}
+        figures[key.replace(".", "_")] = C.line_figure(series, "L0 (measured)", label,
+                                                       f"{label} vs L0 (mean ± 95% CI over seeds)", logx=True)
+    measured_l0 = {f"{v} k={k}": [r["sparsity.l0"] for r in runs if r["variant"] == v and r["k"] == k]
+                   for v in cfg.variants for k in cfg.ks}
     measured = (
         f"World `{cfg.world}` (seed {cfg.world_seed}): {', '.join(cfg.variants)} with {cfg.m_sae} latents at k in "
         f"{list(cfg.ks)}, seeds {list(cfg.seeds)}, {cfg.n_steps} steps of {cfg.batch_size}; each evaluated on "
         f"{cfg.eval_samples} fresh samples with the `absorption.*` metrics of docs/metrics.md (full + partial absorption "
-        "of a parent by its child's matched latent, on samples where both are active)."
+        "of a parent by its child's matched latent, on samples where both are active). Numbers are mean ± 95% CI over "
+        f"seeds. Matched L0: the arms share k, and a k counts as matched only where the mean measured L0s differ by at "
+        f"most {cfg.l0_tolerance:.0%}. Measured L0 on fresh samples: "
+        + "; ".join(f"{name} {C.summary_text(v)}" for name, v in measured_l0.items()) + "."
     )
     claim = ("Feature absorption: under a feature hierarchy a parent stops firing where a child fires and the child "
              "latent absorbs the parent direction; Matryoshka SAEs reduce absorption relative to BatchTopK at equal L0 "
              "(Bussmann et al. 2025, \"Learning Multi-Level Features with Matryoshka SAEs\"; Chanin et al. 2024 on "
              "absorption; background claims 4-5).")
-    return RecipeResult("absorption", cfg, claim, measured, verdict(checks), metrics,
-                        {"runs": runs, "summary": summary}, figures, [], checks)
+    tables = {"runs": runs, "summary": summary,
+              "convergence": [{"sae": _label(r), **{k: r.row.get(k) for k in C.CONVERGENCE_KEYS},
+                               "problem": problems.get(_label(r)) or ""} for r in results]}
+    return RecipeResult("absorption", cfg, claim, measured, verdict(checks), metrics, tables, figures, [], checks)
 
 
 RECIPE = register_grid_recipe(
-    "absorption", AbsorptionConfig, "feature absorption on a hierarchy world: Matryoshka vs BatchTopK across L0",
+    "absorption", AbsorptionConfig, "feature absorption on a hierarchy world: Matryoshka vs BatchTopK at matched L0",
     cells=_cells, world=C.preset_world, run_cell=_run_cell, conclude=_conclude)
 
+PAIR = ("matryoshka", "batchtopk")
+USES = ("matryoshka", "batchtopk")
 
-def _check_matched_l0(cfg: AbsorptionConfig, summary: list[dict]) -> Check:
-    statement = "Matryoshka absorbs less than BatchTopK at matched measured L0"
-    if not {"batchtopk", "matryoshka"} <= set(cfg.variants):
+
+def _check_matched_l0(cfg: AbsorptionConfig, runs: list[dict]) -> Check:
+    statement = "Matryoshka absorbs less than BatchTopK at matched measured L0 (interpolated)"
+    if not set(PAIR) <= set(cfg.variants):
         return Check(statement, None, "needs both batchtopk and matryoshka in variants")
-    rows = {v: [r for r in summary if r["variant"] == v] for v in ("batchtopk", "matryoshka")}
-    diff = C.matched_difference(rows["batchtopk"], rows["matryoshka"], "sparsity.l0", "absorption.rate")
-    return Check(statement, None if diff != diff else bool(diff > 0),
-                 f"BatchTopK minus Matryoshka absorption rate, interpolated in log L0 over the overlap of their measured "
-                 f"L0 ranges: {C.fmt(diff)} (criterion: > 0; inconclusive without overlap). k alone does not fix L0: "
-                 "BatchTopK's inference threshold and Matryoshka's prefixes move it.")
+    if len(cfg.ks) < 2:
+        return Check(statement, None, "needs >= 2 values of k to interpolate in L0", uses=USES)
+    per_seed = {v: [] for v in PAIR}
+    for s in cfg.seeds:
+        curves = {v: [r for r in runs if r["variant"] == v and r["seed"] == s] for v in PAIR}
+        diff = C.matched_difference(curves["matryoshka"], curves["batchtopk"], "sparsity.l0", "absorption.rate")
+        # matched_difference is the mean of (matryoshka - batchtopk) on the common grid; keep it as a pair of
+        # values (diff, 0) per seed so the 2-SE rule applies to the per-seed differences
+        per_seed["matryoshka"].append(diff)
+        per_seed["batchtopk"].append(0.0 if math.isfinite(diff) else float("nan"))
+    return C.directional_check(statement, per_seed["matryoshka"], per_seed["batchtopk"], expect=-1,
+                            names=("matryoshka - batchtopk", "zero"),
+                            quantity="per seed, absorption-rate difference interpolated in log measured L0 over the "
+                                     "overlap of the two L0 ranges", opposite="Matryoshka absorbs more than BatchTopK",
+                            uses=USES)
 
 
-def _check(cfg: AbsorptionConfig, summary: list[dict]) -> Check:
-    statement = "Matryoshka absorbs less than BatchTopK at every L0"
-    if not {"batchtopk", "matryoshka"} <= set(cfg.variants):
+def _check(cfg: AbsorptionConfig, runs: list[dict], summary: list[dict]) -> Check:
+    statement = "Matryoshka absorbs less than BatchTopK at every matched L0"
+    if not set(PAIR) <= set(cfg.variants):
         return Check(statement, None, "needs both batchtopk and matryoshka in variants")
-    n = len(cfg.seeds)
-    verdicts, parts = [], []
+    parts = []
     for k in cfg.ks:
-        b = next(r for r in summary if r["variant"] == "batchtopk" and r["k"] == k)
-        m = next(r for r in summary if r["variant"] == "matryoshka" and r["k"] == k)
-        diff = b["absorption.rate"] - m["absorption.rate"]
-        sds = [s for s in (b["absorption.rate.std"], m["absorption.rate.std"]) if not math.isnan(s)]
-        se = math.sqrt(sum(s * s for s in sds) / n) if len(sds) == 2 else 0.0
-        clear = abs(diff) > 2 * se if not math.isnan(diff) else False
-        verdicts.append(0 if not clear else (1 if diff > 0 else -1))
-        parts.append(f"k={k}: {b['absorption.rate']:.3f} vs {m['absorption.rate']:.3f} (diff {diff:+.3f}, 2SE {2 * se:.3f})")
-    outcome = True if all(v == 1 for v in verdicts) else (False if any(v == -1 for v in verdicts) else None)
-    return Check(statement, outcome, "BatchTopK vs Matryoshka absorption rate, " + "; ".join(parts)
-                 + " (criterion: Matryoshka lower by > 2 SE at every k)")
+        vals = {v: [r["absorption.rate"] for r in runs if r["variant"] == v and r["k"] == k] for v in PAIR}
+        l0 = {v: next(r["sparsity.l0"] for r in summary if r["variant"] == v and r["k"] == k) for v in PAIR}
+        gap = abs(l0["matryoshka"] - l0["batchtopk"]) / max(l0["matryoshka"], l0["batchtopk"], 1e-12)
+        if not gap <= cfg.l0_tolerance:
+            parts.append((f"k={k}", Check(statement, None, f"L0 not matched: measured L0 matryoshka {C.fmt(l0['matryoshka'])} "
+                                                           f"vs batchtopk {C.fmt(l0['batchtopk'])} (differ by {gap:.0%} > "
+                                                           f"{cfg.l0_tolerance:.0%}); not compared")))
+            continue
+        parts.append((f"k={k}", C.directional_check(
+            statement, vals["matryoshka"], vals["batchtopk"], expect=-1, names=("matryoshka", "batchtopk"),
+            quantity=f"absorption rate (measured L0 {C.fmt(l0['matryoshka'])} vs {C.fmt(l0['batchtopk'])})",
+            opposite="Matryoshka absorbs more than BatchTopK")))
+    return all_of(statement, parts, uses=USES)
