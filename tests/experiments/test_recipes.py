@@ -33,7 +33,7 @@ from synthsae.world import World
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "recipes"
 EXPECTED = {"starvation", "stability", "absorption", "sanity_baselines", "shrinkage", "amortization",
-            "synthsaebench", "e2e_finetune"}
+            "synthsaebench", "e2e_finetune", "aen_spiked", "composition"}
 SECTIONS = ("## Claim", "## What we measured", "## Verdict", "## Metrics", "## Configuration")
 
 
@@ -255,7 +255,7 @@ def test_a_recipe_is_reproducible_on_cpu(tmp_path):
 
 # ---- conformance: every recipe's AEN arm switches its adaptive weights on ---------------------------
 # Recipes with an AEN arm export `aen_arms(config)`; add yours here.
-AEN_RECIPES = ["starvation"]
+AEN_RECIPES = ["starvation", "aen_spiked"]
 
 
 @pytest.mark.parametrize("name", AEN_RECIPES)
