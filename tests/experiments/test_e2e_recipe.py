@@ -15,6 +15,7 @@ import time
 import pytest
 import torch
 
+from synthsae.experiments.cells import Task, execute, pack
 from synthsae.experiments.engine import run_recipe
 from synthsae.experiments.recipes import RECIPES
 from synthsae.experiments.recipes.base import VERDICTS, Cell, CellResult
@@ -49,6 +50,7 @@ def _rows(records):
 
 # ---- the grid ----------------------------------------------------------------------------------
 def test_the_grid_is_a_base_cell_per_seed_and_two_finetunes_that_need_it():
+    assert RECIPE.cells is not None and RECIPE.conclude is not None  # a grid on the engine, not one function
     cfg = E2EConfig()
     assert len(cfg.seeds) >= 3 and len(E2EConfig.small().seeds) >= 2
     cells = {c.id: c for c in _cells(cfg)}
@@ -127,6 +129,21 @@ def test_the_local_executor_gives_the_serial_rows(small_run, tmp_path):
     result, _ = run_recipe(RECIPE, E2EConfig.small(), tmp_path / "run", executor="local", n_workers=2)
     assert _rows(_records(tmp_path / "run")) == _rows(_records(out))
     assert result.metrics == first.metrics and result.held == first.held
+
+
+def test_a_finetune_cell_runs_in_a_scratch_folder_as_on_a_ray_worker(small_run, tmp_path):
+    """A Ray worker does not see the driver's folder: the base cell's files travel as bytes."""
+    out, _, _ = small_run
+    cfg = E2EConfig.small()
+    cell = next(c for c in _cells(cfg) if c.id == "kl_finetuned-seed0")
+    base = out / "cells" / "base-seed0"
+    task = Task(cell.id, "recipe", {"recipe": RECIPE.name, "config": cfg.to_dict(), "cell": cell.to_dict()},
+                str(tmp_path / "driver" / cell.id), None, {"base-seed0": str(base)})
+    record = execute(task, scratch=tmp_path / "worker", input_files={"base-seed0": pack(base)})
+    assert not (tmp_path / "driver").exists()
+    reference = json.loads(_records(out)[cell.id])
+    assert record["status"] == "ok" and record["row"] == reference["row"] and record["data"] == reference["data"]
+    assert not any("checkpoint" in f for f in record["files"])  # resume state stays on the worker
 
 
 # ---- the checks, from planted rows ---------------------------------------------------------------
