@@ -29,8 +29,6 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from synthsae import stats
 from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
@@ -219,7 +217,7 @@ def _conclude(config: E2EConfig, results: list[CellResult]) -> RecipeResult:
             gain, cfg.min_kl_gain, expect=1,
             quantity="share of the control's downstream KL removed by the KL fine-tune (1 − KL_ft / KL_control per seed)",
             opposite=(f"the KL fine-tune cuts the downstream KL by less than {cfg.min_kl_gain:g} of the control's"
-                      if np.nanmean(gain) >= 0 else "the KL fine-tune raises the downstream KL above the control's")),
+                      if sum(C.finite(gain)) >= 0 else "the KL fine-tune raises the downstream KL above the control's")),
         threshold_check(
             "at little cost in explained variance", ev_loss, cfg.ev_tolerance, expect=-1,
             quantity="EV lost vs the control (EV_control − EV_ft per seed)",
