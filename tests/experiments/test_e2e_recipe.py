@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
 
 import pytest
 import torch
@@ -93,7 +92,6 @@ def test_a_rerun_reuses_finished_cells_and_redoes_a_lost_one_identically(small_r
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
     before = _records(copy)
-    t0 = time.perf_counter()
     again, _ = run_recipe(RECIPE, E2EConfig.small(), copy)
     assert _records(copy) == before, "finished cells are not run again"
     assert again.metrics == first.metrics and again.held == first.held
@@ -110,7 +108,6 @@ def test_a_rerun_reuses_finished_cells_and_redoes_a_lost_one_identically(small_r
     assert _rows(_records(copy)) == _rows(before)
     assert json.loads(_records(copy)["kl_finetuned-seed0"])["data"] == json.loads(before["kl_finetuned-seed0"])["data"]
     assert again.metrics == first.metrics and again.held == first.held
-    assert time.perf_counter() - t0 < 60
 
 
 def test_a_30_step_base_sae_makes_every_check_inconclusive(tmp_path):
