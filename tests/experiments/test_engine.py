@@ -41,11 +41,9 @@ def _verdict(out: Path) -> dict:
     return {"checks": data["checks"], "metrics": data["metrics"], "held": data["held"]}
 
 
-def test_every_recipe_but_e2e_finetune_is_a_grid_with_unique_cells():
+def test_every_recipe_is_a_grid_with_unique_cells():
     for name in RECIPES.available():
         recipe = RECIPES.get(name)
-        if name == "e2e_finetune":
-            continue
         assert recipe.cells is not None and recipe.conclude is not None, name
         grid = recipe.cells(recipe.config_class.small())
         assert len({c.id for c in grid}) == len(grid) >= 2, name
