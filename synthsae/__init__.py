@@ -30,6 +30,7 @@ _EXPORTS = {
     "TrainSettings": "synthsae.sae",
     "evaluate": "synthsae.metrics",
     "Report": "synthsae.metrics",
+    "bench": "synthsae.bench",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

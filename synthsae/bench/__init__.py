@@ -10,3 +10,18 @@ from synthsae.bench.runner import MAIN_VARIANTS, bench
 from synthsae.bench.task import TASKS, BenchTask, Metric, Scale, register_task
 
 __all__ = ["bench", "TASKS", "BenchTask", "Metric", "Scale", "register_task", "MAIN_VARIANTS"]
+
+
+# `import synthsae.bench` makes the attribute `synthsae.bench` this module (Python binds a
+# subpackage on its parent), which would hide the function; so the module itself is callable:
+# `synthsae.bench(...)` runs `bench(...)` however the names were imported.
+import sys as _sys
+import types as _types
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return bench(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule
