@@ -154,7 +154,7 @@ def render(board: Leaderboard, figures: dict[str, str]) -> str:
             cells.append(board.cell(n, k, sae, mt.key) + (f" [{t}]" if t else ""))
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", _convergence_line(board), ""]
-    if board.orderings:
+    if "synthsaebench" in board.tasks:
         lines += _orderings_section(board)
     for name in board.tasks:
         lines += _task_section(board, name, figures)
@@ -232,6 +232,9 @@ def _orderings_section(board):
            "relations reproduced." + (" This tier's world is a scaled-down version: agreement in ordering, not in "
                                       "value, is what can be checked." if board.tier != "full" else ""), "",
            "| metric | relation | published | ours (means) | our call | reproduced |", "|---|---|---|---|---|---|"]
+    if not board.orderings:
+        out[-3] += (" None of the published relations applies: it needs two of matryoshka, jumprelu, batchtopk, "
+                    "relu_l1, matching_pursuit among the SAEs.")
     for o in board.orderings:
         out.append(f"| {o['metric']} | {o['a']} {o['published']} {o['b']} | {o['published_values'][0]:.3f} vs "
                    f"{o['published_values'][1]:.3f} | {o['our_values'][0]:.3f} vs {o['our_values'][1]:.3f} | "

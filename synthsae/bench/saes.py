@@ -86,17 +86,24 @@ def resolve(spec: str) -> SAESpec:
         cls = _LOADED.get(full) or _from_module(where, name, spec)
         label = f"{where.rsplit('.', 1)[-1]}:{name}"
     _LOADED[full] = cls
-    conformance(cls, spec)
-    if getattr(cls, "name", "base") == "base" or cls.name not in SAES or SAES.get(cls.name) is not cls:
-        if label in SAES and SAES.get(label) is not cls:  # the same file imported again (another process path)
-            SAES._items.pop(label)
-            from synthsae.sae.base import SAE_CONFIGS
+    conformance(cls, spec, run=False)  # the static part first: a class we cannot even register
+    from synthsae.sae.base import SAE_CONFIGS, register
 
+    registered_here = False
+    if getattr(cls, "name", "base") == "base" or cls.name not in SAES or SAES.get(cls.name) is not cls:
+        if label in SAES and SAES.get(label) is not cls:  # the same file imported again: the newest class wins
+            SAES._items.pop(label)
             SAE_CONFIGS._items.pop(label, None)
         if label not in SAES:
-            from synthsae.sae.base import register
-
             register(label, cls.config_class)(cls)
+            registered_here = True
+    try:
+        conformance(cls, spec)
+    except ConfigError:
+        if registered_here:
+            SAES._items.pop(label, None)
+            SAE_CONFIGS._items.pop(label, None)
+        raise
     return SAESpec(full, label, cls, matching(cls, spec))
 
 
@@ -141,9 +148,10 @@ def matching(cls: type, spec: str) -> str:
          "sparsity_terms = {'loss term': 'coefficient field'} (see docs/bench.md)")
 
 
-def conformance(cls: Any, spec: str, d: int = 8, m: int = 16, k: int = 2) -> None:
+def conformance(cls: Any, spec: str, d: int = 8, m: int = 16, k: int = 2, run: bool = True) -> None:
     """Check a user SAE class against the contract (module docstring); raise a `ConfigError` naming
-    every missing piece."""
+    every missing piece. run=False: only what can be checked without building it (a class must be
+    registered, which gives its config a kind, before it can be built)."""
     from synthsae.sae.base import SAE, SAEConfig, TrainOutput
 
     def bad(why: str, expected: str):
@@ -160,6 +168,8 @@ def conformance(cls: Any, spec: str, d: int = 8, m: int = 16, k: int = 2) -> Non
         bad(f"it does not implement {', '.join(missing)}", "encode(x) -> (n, m) codes and forward_train(x, step) -> "
             "TrainOutput")
     how = matching(cls, spec)
+    if not run:
+        return
     try:
         sae = cls(cfg_cls.from_dict({"d": d, "m": m, "seed": 0, **({"k": k} if how == "k" else {})}))
     except Exception as err:

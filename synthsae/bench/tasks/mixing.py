@@ -47,7 +47,7 @@ class Mixing(BenchTask):
         world = WorldConfig(d=d, m=m, dictionary=Gaussian(), firing=Constant(p=p), magnitudes=Uniform(low=0.5, high=1.5))
         if tier == "micro":
             return Scale(world, m, 3, 256 * 12, 256, 3e-3, 1024)
-        return Scale(world, m, 4, 256 * 300, 256, 3e-3, 8192)
+        return Scale(world, m, 4, 256 * 1200, 256, 3e-3, 8192)
 
     def measure(self, sae, world, scale, seed):
         out = C.standard(C.evaluate(sae, world, scale.eval_n, seed), ("mcc", "firing_f1", "ev", "l0"))
