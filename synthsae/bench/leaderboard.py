@@ -153,7 +153,7 @@ def render(board: Leaderboard, figures: dict[str, str]) -> str:
             t = board.tier_of(n, k, mt.key, sae)
             cells.append(board.cell(n, k, sae, mt.key) + (f" [{t}]" if t else ""))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", _convergence_line(board), ""]
+    lines += ["", _convergence_line(board), "", _l0_line(board), ""]
     if "synthsaebench" in board.tasks:
         lines += _orderings_section(board)
     for name in board.tasks:
@@ -184,6 +184,30 @@ def _convergence_line(board) -> str:
     if bad:
         text += " Not converged: " + ", ".join(bad[:20]) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "") + \
             ". Their numbers are shown but are less trustworthy; raise the task's n_samples."
+    return text
+
+
+L0_TOLERANCE = 0.10
+
+
+def _l0_line(board) -> str:
+    """Which SAEs missed the matched L0 by more than 10% (mean measured L0 on fresh samples)."""
+    off, total = [], 0
+    for name, ks in board.summaries.items():
+        for k, per in ks.items():
+            for sae in board.saes:
+                s = per.get(sae, {}).get("l0")
+                if s is None:
+                    continue
+                total += 1
+                if abs(s.mean / k - 1) > L0_TOLERANCE:
+                    off.append(f"{name}/k{k}/{sae} (L0 {s.mean:.2f})")
+    text = (f"Matched L0 (measured on fresh samples, tolerance ±{L0_TOLERANCE:.0%}): {total - len(off)} of {total} "
+            "SAE cells on target.")
+    if off:
+        text += (" Off target: " + ", ".join(off) + ". TopK-like SAEs with a learned inference threshold (batchtopk, "
+                 "matryoshka) and SAEs trained through the L0 controller can land off k; their comparisons are at "
+                 "the L0 shown in each table's L0 column, not at k.")
     return text
 
 

@@ -55,7 +55,7 @@ def test_report_content(board_dir):
     out, board = board_dir
     text = (out / "report.md").read_text()
     for needle in ("## Headline", "Convergence (", "*ceiling*", "*probe*", "*random*", "± ", "converged",
-                   "Published SynthSAEBench orderings", "tiny_sae:TinySAE", "figures/recovery-k2.png", "command:"):
+                   "Published SynthSAEBench orderings", "tiny_sae:TinySAE", "figures/recovery-k2.png", "command:", "Matched L0"):
         assert needle in text, needle
     for task in TASKS:
         assert synthsae.bench.TASKS.get(task).title in text
