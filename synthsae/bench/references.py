@@ -18,6 +18,7 @@ import torch
 CEILING_L1 = 0.01
 PROBE_KEYS = ("f1", "firing_f1")  # the task metric keys a probe's per-feature F1 stands for
 PROBE_STEPS = 300
+PROBE_MAX_N = 50_000  # (n, m) dense labels: 50k x 16k features is 3.3 GB, the most we hold at once
 
 
 class ExactCodes(torch.nn.Module):
@@ -45,18 +46,19 @@ class ExactCodes(torch.nn.Module):
         return self.decode(self.encode(x))
 
 
-def probe_f1(world, n: int, seed: int) -> float:
+def probe_f1(world, n: int, seed: int, device=None) -> float:
     """Mean over true features (with positives in the test split) of the test F1 of a logistic
-    probe trained on n samples (seed `seed`) and tested on n fresh ones."""
+    probe trained on n samples (seed `seed`; n capped at `PROBE_MAX_N`) and tested on n fresh ones."""
+    n = min(n, PROBE_MAX_N)
     g = torch.Generator().manual_seed(seed)
-    train = world.sample(n, seed=seed * 2 + 1)
-    test = world.sample(n, seed=seed * 2 + 2)
+    train = world.sample(n, seed=seed * 2 + 1, device=device)
+    test = world.sample(n, seed=seed * 2 + 2, device=device)
     xtr, ytr = train.x.float(), (train.codes.to_dense() != 0).float()
     xte, yte = test.x.float(), (test.codes.to_dense() != 0)
     mu, sd = xtr.mean(0), xtr.std(0).clamp_min(1e-6)
     xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
-    W = (torch.randn(world.d, world.m, generator=g) * 0.01).requires_grad_()
-    b = torch.zeros(world.m, requires_grad=True)
+    W = (torch.randn(world.d, world.m, generator=g) * 0.01).to(xtr.device).requires_grad_()
+    b = torch.zeros(world.m, device=xtr.device, requires_grad=True)
     opt = torch.optim.Adam([W, b], lr=0.05)
     pos = ytr.mean(0).clamp(1e-4, 1 - 1e-4)
     with torch.no_grad():

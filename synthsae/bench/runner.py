@@ -108,7 +108,7 @@ def _run_cell(spec: dict[str, Any], folder: Path, inputs, device: str | None, pr
     if spec["sae"].startswith(REF_PREFIX):
         ref = spec["sae"][len(REF_PREFIX):]
         if ref == "probe":
-            f1 = R.probe_f1(world, scale.eval_n, seed)
+            f1 = R.probe_f1(world, scale.eval_n, seed, dev)
             row = {key: f1 for key in R.PROBE_KEYS if any(mt.key == key for mt in task.metrics)}
         elif ref == "ceiling":
             row = task.measure(R.ExactCodes(world), world, scale, seed)

@@ -130,3 +130,20 @@ def test_cli_bench_bad_sae_exits_2(tmp_path, capsys):
 
     assert main(["bench", "--tier", "micro", "--sae", "nonexistent_variant", "--out", str(tmp_path / "o")]) == 2
     assert "unknown SAE variant" in capsys.readouterr().err
+
+
+def test_cli_bench_from_toml(tmp_path, capsys):
+    from synthsae.cli import main
+
+    cfg = tmp_path / "bench.toml"
+    out = tmp_path / "o"
+    cfg.write_text(f'[bench]\ntier = "micro"\nsaes = ["topk", "{TINY}"]\nseeds = 2\ntasks = ["recovery"]\n'
+                   f'out = "{out}"\n')
+    assert main(["bench", "--config", str(cfg), "--quiet"]) == 0
+    assert "Report:" in capsys.readouterr().out
+    text = (out / "report.md").read_text()
+    assert "tiny_sae:TinySAE" in text and "*probe*" in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[bench]\nsae = ["topk"]\n')
+    assert main(["bench", "--config", str(bad)]) == 2
+    assert "unknown key(s) ['sae']" in capsys.readouterr().err
