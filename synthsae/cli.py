@@ -467,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="an SAE to bench (repeat; 'main' = the main variants; default: the main variants)")
     bench.add_argument("--task", action="append", default=None, metavar="TASK", help="a task (repeat; default: all)")
     bench.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds per cell (default 3)")
+    bench.add_argument("--budget", type=float, default=None, metavar="X",
+                       help="multiply every task's training samples by X (default 1; e.g. 4 when SAEs did not converge)")
     bench.add_argument("--config", default=None, metavar="FILE.toml", help="a TOML file with a [bench] table")
     bench.add_argument("--out", metavar="DIR", help="output folder (default: synthsae-bench-<tier>)")
     bench.add_argument("--executor", default="serial", choices=EXECUTORS.available())
@@ -485,10 +487,10 @@ def cmd_bench(args) -> int:
     from synthsae.bench import bench
 
     table = _read_table(args.config).get("bench", {}) if args.config else {}
-    unknown = set(table) - {"tier", "saes", "seeds", "tasks", "out"}
+    unknown = set(table) - {"tier", "saes", "seeds", "tasks", "out", "budget"}
     if unknown:
         raise UserError(f"{args.config}: [bench] has unknown key(s) {sorted(unknown)}; expected tier, saes, seeds, "
-                        "tasks, out")
+                        "tasks, out, budget")
     tier = args.tier or table.get("tier", "lite")
     out = args.out or table.get("out") or f"synthsae-bench-{tier}"
     options = {"address": args.address} if args.address is not None else {}
@@ -496,6 +498,7 @@ def cmd_bench(args) -> int:
     board = bench(tier=tier, saes=args.sae or table.get("saes"), seeds=args.seeds or table.get("seeds", 3), out=out,
                   tasks=args.task or table.get("tasks"), executor=args.executor, workers=args.workers,
                   device=args.device, overwrite=args.overwrite, progress=_progress(args),
+                  budget=args.budget or table.get("budget", 1.0),
                   command="synthsae " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None, **options)
     print(f"bench {tier}: {len(board.tasks)} tasks x {len(board.saes)} SAEs x {len(board.meta['seeds'])} seeds. "
           f"Report: {Path(out) / 'report.md'}  Results: {Path(out) / 'results.csv'}")

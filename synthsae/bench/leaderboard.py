@@ -183,7 +183,8 @@ def _convergence_line(board) -> str:
             f"below 2%, EV > 0): {conv} of {total} trained SAEs converged.")
     if bad:
         text += " Not converged: " + ", ".join(bad[:20]) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "") + \
-            ". Their numbers are shown but are less trustworthy; raise the task's n_samples."
+            (". Their numbers are shown but are less trustworthy: rerun with a larger training budget, e.g. "
+             "`--budget 4` (4x the samples; a new folder).")
     return text
 
 
@@ -215,9 +216,9 @@ def _task_section(board, name, figures):
     task = TASKS.get(name)
     out = [f"## {task.title}", "", task.phenomenon, ""]
     for k, per in board.summaries.get(name, {}).items():
-        from synthsae.bench.task import Scale  # noqa: F401  (documentation of the columns)
+        from synthsae.bench.task import scale_of
 
-        scale = task.scale(board.tier)
+        scale = scale_of(name, board.tier, float(board.meta.get("budget", 1.0)))
         w = scale.world
         out += [f"### k = {k}", "",
                 f"World: d = {w.d}, m = {w.m}; SAE width {scale.m}; {scale.n_samples:,} training samples, batch "

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from synthsae.bench.saes import resolve
-from synthsae.bench.task import TASKS, TIERS, BenchTask, all_tasks
+from synthsae.bench.task import TASKS, TIERS, BenchTask, all_tasks, scale_of
 from synthsae.errors import fail, require
 from synthsae.experiments import folders
 from synthsae.experiments.cells import RUNNERS, Task
@@ -67,28 +67,28 @@ def _cell_id(task: str, k: int, label: str, seed: int, tag: str) -> str:
     return f"{task}__k{k}__{safe}{'-' + tag if tag else ''}__s{seed}"
 
 
-def plan(tier: str, saes, seeds, tasks) -> list[dict[str, Any]]:
-    """The cells of a bench: dicts with id, task, tier, k, sae (spec), label, seed."""
+def plan(tier: str, saes, seeds, tasks, budget: float = 1.0) -> list[dict[str, Any]]:
+    """The cells of a bench: dicts with id, task, tier, budget, k, sae (spec), label, seed."""
     cells = []
     for name in tasks:
         task = TASKS.get(name)
-        scale = task.scale(tier)
+        scale = scale_of(name, tier, budget)
         for k in scale.ks:
             for spec in saes:
                 for seed in seeds:
                     cells.append({"id": _cell_id(name, k, spec.label, seed, _file_tag(spec.spec)), "task": name,
-                                  "tier": tier, "k": k, "sae": spec.spec, "label": spec.label, "seed": seed})
+                                  "tier": tier, "budget": budget, "k": k, "sae": spec.spec, "label": spec.label, "seed": seed})
             for ref in task.references:
                 for seed in seeds:
                     cells.append({"id": _cell_id(name, k, REF_PREFIX[:-1] + "-" + ref, seed, ""), "task": name,
-                                  "tier": tier, "k": k, "sae": REF_PREFIX + ref, "label": ref, "seed": seed})
+                                  "tier": tier, "budget": budget, "k": k, "sae": REF_PREFIX + ref, "label": ref, "seed": seed})
     return cells
 
 
-def digest(tier: str, tasks) -> str:
+def digest(tier: str, tasks, budget: float = 1.0) -> str:
     scales = {}
     for name in tasks:
-        s = TASKS.get(name).scale(tier)
+        s = scale_of(name, tier, budget)
         scales[name] = {"world": s.world.to_dict(), **{f.name: getattr(s, f.name) for f in dataclasses.fields(s)
                                                         if f.name not in ("world", "note")}}
     return folders.digest_of({"bench": tier, "scales": scales, "defaults": DEFAULT_HYPER})
@@ -101,7 +101,7 @@ def _run_cell(spec: dict[str, Any], folder: Path, inputs, device: str | None, pr
 
     all_tasks()
     task = TASKS.get(spec["task"])
-    scale = task.scale(spec["tier"])
+    scale = scale_of(spec["task"], spec["tier"], float(spec.get("budget", 1.0)))
     world = cached_world(scale.world)
     k, seed = int(spec["k"]), int(spec["seed"])
     dev = torch.device(device or "cpu")
@@ -142,7 +142,8 @@ RUNNERS.register("bench")(_run_cell)
 
 def bench(tier: str = "lite", saes=None, seeds: int | list[int] = 3, out: str | Path = "synthsae-bench",
           tasks=None, executor: str = "serial", workers: int | None = None, device: str | None = None,
-          overwrite: bool = False, progress: bool = False, command: str | None = None, **executor_options):
+          overwrite: bool = False, progress: bool = False, command: str | None = None, budget: float = 1.0,
+          **executor_options):
     """Run the bench and write its leaderboard into `out`; returns the `Leaderboard` (its files:
     report.md, results.csv, results.json, figures/).
 
@@ -150,13 +151,18 @@ def bench(tier: str = "lite", saes=None, seeds: int | list[int] = 3, out: str | 
     "micro" (tests). saes: SAE specs (registered names, "path/to/file.py:Class" or
     "package.module:Class"); None = the main variants; a spec list may contain "main" for them.
     seeds: a count (seeds 0..n-1) or a list (>= 3 recommended: fewer give no confidence interval).
-    tasks: task names (None = every registered task)."""
+    tasks: task names (None = every registered task). budget: multiplies every task's training
+    samples (e.g. 4 when the report lists SAEs that did not converge; a new budget is a new bench,
+    in a new folder)."""
     from synthsae.bench.leaderboard import build
     from synthsae.experiments.engine import cached_world, run_cells
     from synthsae.experiments.executors import EXECUTORS
 
     t0 = time.time()
     require(tier in TIERS, "--tier", tier, "unknown tier", " or ".join(TIERS))
+    require(isinstance(budget, (int, float)) and not isinstance(budget, bool) and 0 < budget <= 1000, "--budget",
+            budget, "a multiplier of the training samples", "a number in (0, 1000], e.g. 4")
+    budget = float(budget)
     names = list(all_tasks()) if tasks is None else list(tasks)
     require(len(names) >= 1, "tasks", tasks, "a bench needs a task", f"some of {all_tasks()}")
     for n in names:
@@ -176,12 +182,12 @@ def bench(tier: str = "lite", saes=None, seeds: int | list[int] = 3, out: str | 
         warnings.warn("--tier full is the published 200M-sample protocol: on a CPU it takes weeks. Use --device cuda.",
                       RuntimeWarning, stacklevel=2)
     for n in names:  # every world built (hence validated) before the folder is claimed
-        cached_world(TASKS.get(n).scale(tier).world)
+        cached_world(scale_of(n, tier, budget).world)
     EXECUTORS.get(executor)(workers, **executor_options)
     out = Path(out)
-    folders.claim(out, "recipe", f"bench-{tier}", digest(tier, names), overwrite=overwrite)
+    folders.claim(out, "recipe", f"bench-{tier}", digest(tier, names, budget), overwrite=overwrite)
     dev = None if device is None else str(torch.device(device))
-    cells = plan(tier, specs, seed_list, names)
+    cells = plan(tier, specs, seed_list, names, budget)
     jobs = [BenchCell(c["id"], "bench", c, str(out / CELLS_DIR / c["id"]), dev) for c in cells]
     records = run_cells(jobs, executor, workers, retry_failed=True, progress=progress, desc=f"bench {tier}",
                         **executor_options)
@@ -197,14 +203,15 @@ def bench(tier: str = "lite", saes=None, seeds: int | list[int] = 3, out: str | 
                      "kind": "reference" if c["sae"].startswith(REF_PREFIX) else "sae",
                      **{k: (float("nan") if v is None else v) for k, v in rec["row"].items()},
                      "wall_seconds": rec.get("wall_seconds")})
-    _across_seeds(rows, cells, out, tier, names)
+    _across_seeds(rows, cells, out, tier, names, budget)
     meta = metadata(time.time() - t0, tier, seed_list, executor, workers, dev, command)
+    meta["budget"] = budget
     board = build(rows, tier, names, [s.label for s in specs], meta)
     board.write(out)
     return board
 
 
-def _across_seeds(rows, cells, out: Path, tier: str, names) -> None:
+def _across_seeds(rows, cells, out: Path, tier: str, names, budget: float) -> None:
     """Metrics that need every seed's SAE at once (task.across_seeds), merged into the rows."""
     from synthsae.experiments.engine import cached_world
     from synthsae.sae.base import SAE
@@ -213,7 +220,7 @@ def _across_seeds(rows, cells, out: Path, tier: str, names) -> None:
         task = TASKS.get(name)
         if type(task).across_seeds is BenchTask.across_seeds:  # the task has no cross-seed metric
             continue
-        scale = task.scale(tier)
+        scale = scale_of(name, tier, budget)
         world = cached_world(scale.world)
         groups: dict[tuple, list] = {}
         for c, r in zip(cells, rows):

@@ -90,6 +90,15 @@ class BenchTask:
 TASKS: Registry[BenchTask] = Registry("bench task")
 
 
+def scale_of(name: str, tier: str, budget: float = 1.0) -> Scale:
+    """Task `name`'s `Scale` at `tier` with its training samples multiplied by `budget` (at least one
+    batch): the knob that trades wall time for convergence."""
+    scale = TASKS.get(name).scale(tier)
+    if budget == 1.0:
+        return scale
+    return dataclasses.replace(scale, n_samples=max(scale.batch_size, int(round(scale.n_samples * budget))))
+
+
 def register_task(cls: type[BenchTask]) -> type[BenchTask]:
     """Class decorator: register a task instance under `cls.name`."""
     TASKS.register(cls.name)(cls())

@@ -67,3 +67,14 @@ def test_every_task_is_registered_with_its_headline(name):
     assert task is not None
     assert task.metric(task.headline).higher is not None  # the headline is ranked
     assert task.scale("lite").k >= 1
+
+
+def test_budget_scales_training_and_changes_the_digest():
+    from synthsae.bench.runner import digest
+    from synthsae.bench.task import scale_of
+
+    all_tasks()
+    base = scale_of("recovery", "lite")
+    assert scale_of("recovery", "lite", 4.0).n_samples == 4 * base.n_samples
+    assert scale_of("recovery", "lite", 1e-9).n_samples == base.batch_size  # at least one batch
+    assert digest("lite", ["recovery"], 4.0) != digest("lite", ["recovery"])
