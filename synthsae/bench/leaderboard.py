@@ -133,7 +133,8 @@ def render(board: Leaderboard, figures: dict[str, str]) -> str:
               ""]
     lines += ["## Run", "", f"- command: `{m.get('command')}`",
               f"- wall time: {m.get('wall_seconds')} s (this invocation; finished cells reused from an earlier run "
-              "take no time)",
+              "take no time); the cells' own wall times sum to "
+              f"{sum(float(r.get('wall_seconds') or 0) for r in board.rows):.0f} s (over all workers and invocations)",
               f"- synthsae {m.get('synthsae')} (commit {m.get('commit') or 'unknown'}), torch {m.get('torch')}, python "
               f"{m.get('python')}, device {m.get('device')}, torch threads {m.get('threads')}, executor "
               f"{m.get('executor')} (workers {m.get('workers') or 'default'})", ""]
