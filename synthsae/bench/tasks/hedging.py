@@ -5,7 +5,9 @@ its decoder row tilts towards the children that co-fire with it.
 Metric `child_leak`: for each parent p with matched latent L (Hungarian, true -> SAE), the share
 of the unit decoder row w_L's squared norm in the span of p's children directions after the
 parent's own direction is projected out: ||P_{C⊥p} w_L||², averaged over parents (0 = a clean
-parent latent; larger = more child direction mixed in). `parent_cos`: the mean |cos(w_L, d_p)|."""
+parent latent; larger = more child direction mixed in). `parent_cos`: the mean |cos(w_L, d_p)|.
+Chance level: a random unit row puts about (children per parent) / (d - 1) of its norm in that span
+(3 / 31 ≈ 0.10 at the lite tier), which is what the `random` reference row shows."""
 
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ class Hedging(BenchTask):
     name = "hedging"
     title = "Hedging (correlated parent/child, SAE narrower than the truth)"
     phenomenon = ("Children fire only with their parent (not mutually exclusive), and the SAE has half as many latents "
-                  "as the world has features: the parent latent can lower its error by leaning towards its children.")
+                  "as the world has features: the parent latent can lower its error by leaning towards its children. "
+                  "A random row's leak (chance level, the random reference row) is about children / (d − 1).")
     metrics = (Metric("child_leak", "child leak into parent latent", higher=False),
                Metric("parent_cos", "parent |cos|"), C.METRICS["mcc"], C.METRICS["ev"], C.METRICS["l0"])
     headline = "child_leak"
