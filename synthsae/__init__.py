@@ -31,6 +31,7 @@ _EXPORTS = {
     "evaluate": "synthsae.metrics",
     "Report": "synthsae.metrics",
     "reuse_freed_memory": "synthsae._malloc",
+    "bench": "synthsae.bench",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -446,12 +446,62 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     _threads_option(ev)
 
+    bench = sub.add_parser(
+        "bench", formatter_class=fmt, help="score SAEs (ours or your own class) on every task, with CIs",
+        description="Run the bench: tasks (worlds isolating one failure mode each) x SAEs x seeds at matched L0, and "
+                    "write a leaderboard (report.md, results.csv, results.json, figures/). An SAE is a registered "
+                    "variant, path/to/file.py:Class or package.module:Class (see docs/bench.md). A killed bench "
+                    "resumes: rerun the same command.",
+        epilog="examples:\n  synthsae bench --tier lite --out bench-lite\n"
+               "  synthsae bench --sae main --sae my_sae.py:MySAE --seeds 3 --executor local --workers 2\n"
+               "  synthsae bench --config bench.toml     # [bench] tier, saes, seeds, tasks, out\n"
+               "  synthsae bench --tier full --device cuda   # the published SynthSAEBench protocol")
+    bench.add_argument("--tier", default=None, choices=("lite", "full", "micro"), help="lite (default): CPU, minutes; "
+                       "full: the published protocol, GPU; micro: a smoke test")
+    bench.add_argument("--sae", action="append", default=None, metavar="NAME|FILE.py:CLASS|MODULE:CLASS",
+                       help="an SAE to bench (repeat; 'main' = the main variants; default: the main variants)")
+    bench.add_argument("--task", action="append", default=None, metavar="TASK", help="a task (repeat; default: all)")
+    bench.add_argument("--seeds", type=int, default=None, metavar="N", help="seeds per cell (default 3)")
+    bench.add_argument("--budget", type=float, default=None, metavar="X",
+                       help="multiply every task's training samples by X (default 1; e.g. 4 when SAEs did not converge)")
+    bench.add_argument("--config", default=None, metavar="FILE.toml", help="a TOML file with a [bench] table")
+    bench.add_argument("--out", metavar="DIR", help="output folder (default: synthsae-bench-<tier>)")
+    bench.add_argument("--executor", default="serial", choices=EXECUTORS.available())
+    bench.add_argument("--workers", type=int, default=None, metavar="N", help="parallel cells (local / ray)")
+    bench.add_argument("--address", default=None, help="ray: cluster address")
+    bench.add_argument("--device", default=None, help="cpu (default), cuda, ...")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    _threads_option(bench)
+
     sub.add_parser("recipes", help="list the recipes (experiments that test published claims)")
     return parser
 
 
+def cmd_bench(args) -> int:
+    from synthsae.bench import bench
+
+    table = _read_table(args.config).get("bench", {}) if args.config else {}
+    unknown = set(table) - {"tier", "saes", "seeds", "tasks", "out", "budget"}
+    if unknown:
+        raise UserError(f"{args.config}: [bench] has unknown key(s) {sorted(unknown)}; expected tier, saes, seeds, "
+                        "tasks, out, budget")
+    tier = args.tier or table.get("tier", "lite")
+    out = args.out or table.get("out") or f"synthsae-bench-{tier}"
+    options = {"address": args.address} if args.address is not None else {}
+    _device(args.device)
+    board = bench(tier=tier, saes=args.sae or table.get("saes"), seeds=args.seeds or table.get("seeds", 3), out=out,
+                  tasks=args.task or table.get("tasks"), executor=args.executor, workers=args.workers,
+                  device=args.device, overwrite=args.overwrite, progress=_progress(args),
+                  budget=args.budget or table.get("budget", 1.0),
+                  command="synthsae " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None, **options)
+    print(f"bench {tier}: {len(board.tasks)} tasks x {len(board.saes)} SAEs x {len(board.meta['seeds'])} seeds. "
+          f"Report: {Path(out) / 'report.md'}  Results: {Path(out) / 'results.csv'}")
+    return 0
+
+
 COMMANDS = {"demo": cmd_demo, "run": cmd_run, "sweep": cmd_sweep, "world": cmd_world, "evaluate": cmd_evaluate,
-            "recipes": cmd_recipes}
+            "recipes": cmd_recipes, "bench": cmd_bench}
 
 
 def _print_config(args) -> int:

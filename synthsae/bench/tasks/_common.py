@@ -1,0 +1,61 @@
+"""Pieces shared by the bench tasks: the standard metric columns and one call of `evaluate`."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from synthsae.bench.task import Metric
+
+# task key -> synthsae.evaluate key
+STANDARD = {
+    "f1": "classification.f1_score",
+    "firing_f1": "recovery.firing_f1",
+    "mcc": "recovery.mcc",
+    "uniqueness": "recovery.uniqueness",
+    "ev": "reconstruction.explained_variance",
+    "dead": "latents.dead_fraction",
+    "shrinkage": "recovery.shrinkage_median",
+    "l0": "sparsity.l0",
+}
+METRICS = {
+    "f1": Metric("f1", "F1 (SAELens)"),
+    "firing_f1": Metric("firing_f1", "F1 (ours, firing)"),
+    "mcc": Metric("mcc", "MCC"),
+    "uniqueness": Metric("uniqueness", "uniqueness"),
+    "ev": Metric("ev", "EV"),
+    "dead": Metric("dead", "dead", higher=False),
+    "shrinkage": Metric("shrinkage", "shrinkage ρ (1 = none)"),
+    "l0": Metric("l0", "L0", higher=None),
+}
+
+
+def evaluate(sae, world, n: int, seed: int, families=("reconstruction", "recovery"), **options) -> dict[str, float]:
+    """`synthsae.evaluate` on n fresh samples (seeded apart from training), flat metrics."""
+    from synthsae.metrics import evaluate as _evaluate
+
+    report = _evaluate(sae, world, n=n, seed=10_000 + seed, metrics=tuple(families), batch_size=min(n, 4096),
+                       **options)
+    return {k: float(v) for k, v in report.metrics.items() if isinstance(v, (int, float))}
+
+
+def standard(raw: dict[str, float], keys=tuple(STANDARD)) -> dict[str, float]:
+    return {k: raw.get(STANDARD[k], float("nan")) for k in keys}
+
+
+def matched_latents(W_dec: torch.Tensor, D: torch.Tensor) -> np.ndarray:
+    """(m_true,) index of the latent Hungarian-matched to each true feature (-1 if none)."""
+    from synthsae.metrics.matching import hungarian_match
+
+    match = hungarian_match(D.detach().float().cpu(), W_dec.detach().float().cpu())
+    return match.a_to_b(D.shape[0])
+
+
+def unit_rows(A: torch.Tensor) -> torch.Tensor:
+    A = A.detach().double().cpu()
+    return A / A.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def dense_codes(sae, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return sae.encode(x).detach().float().cpu()
