@@ -145,24 +145,35 @@ def _train_and_evaluate(sae, label: str, world, config: ExperimentConfig, folder
     report = evaluate(sae, world, device=dev, config=config.eval)
     report.save(folder / EVAL_DIR, plots=config.plots)
     t_eval = time.perf_counter() - t0
-    row = {"label": label, "variant": sae.name, "m": sae.config.m, "train_seconds": t_train, "eval_seconds": t_eval}
+    conv = history.convergence_result()
+    row = {"label": label, "variant": sae.name, "m": sae.config.m, "train_seconds": t_train, "eval_seconds": t_eval,
+           "converged": _convergence_word(conv)}
     # written last: its presence means this SAE is finished; the metrics are the saved Report's
     tables.write_json(folder / RESULT_FILE, {
         "row": row, "figures": sorted(p.name for p in (folder / EVAL_DIR).glob("*.png")),
+        "convergence": None if conv is None else conv.summary(),
     })
+
+
+def _convergence_word(conv) -> str:
+    """yes / no / collapsed (the training diagnostic, `synthsae.sae.convergence`), or n/a without one."""
+    if conv is None:
+        return "n/a"
+    return "collapsed" if conv.collapsed else "yes" if conv.converged else "no"
 
 
 def _result_row(folder: Path) -> dict[str, Any]:
     """A finished SAE's row: its result.json (label, variant, m, timings) and every metric of its Report."""
     row = sio.read_json(folder / RESULT_FILE)["row"]
     metrics = {k: float(tables.restore(v)) for k, v in Report.load(folder / EVAL_DIR).metrics.items()}
-    return tables.restore_row({**row, **metrics}, ("label", "variant"))
+    return tables.restore_row({**row, **metrics}, ("label", "variant", "converged"))
 
 
 def comparison_text(rows: list[dict[str, Any]]) -> str:
     """The headline metrics as an aligned plain-text table, one line per SAE."""
-    head = ["SAE"] + [t for t, _ in HEADLINE]
-    body = [[r["label"]] + [tables.fmt(r.get(k)) for _, k in HEADLINE] for r in rows]
+    head = ["SAE"] + [t for t, _ in HEADLINE] + ["converged"]
+    body = [[r["label"]] + [tables.fmt(r.get(k)) for _, k in HEADLINE] + [str(r.get("converged", "n/a"))]
+            for r in rows]
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
              for line in [head] + body]
@@ -170,8 +181,8 @@ def comparison_text(rows: list[dict[str, Any]]) -> str:
 
 
 def _markdown_table(rows: list[dict[str, Any]]) -> str:
-    columns = ["label", "variant", "m"] + [k for _, k in HEADLINE]
-    headers = ["SAE", "variant", "m"] + [t for t, _ in HEADLINE]
+    columns = ["label", "variant", "m"] + [k for _, k in HEADLINE] + ["converged"]
+    headers = ["SAE", "variant", "m"] + [t for t, _ in HEADLINE] + ["converged"]
     return "\n".join(tables.markdown_table(rows, columns, headers))
 
 
@@ -209,7 +220,9 @@ def _report_markdown(config: ExperimentConfig, out: Path, world, rows: list[dict
         "",
         "## Comparison",
         "Columns (definitions in docs/metrics.md): " + ", ".join(f"{t} = `{k}`" for t, k in HEADLINE)
-        + " (n/a: not applicable, e.g. absorption without a hierarchy).",
+        + " (n/a: not applicable, e.g. absorption without a hierarchy); converged = the training diagnostic "
+        "on a held-out probe set (yes / no / collapsed; its numbers are in each SAE's section). Compare SAEs "
+        "only when every one of them converged.",
         "",
         _markdown_table(rows),
         "",
@@ -224,7 +237,8 @@ def _report_markdown(config: ExperimentConfig, out: Path, world, rows: list[dict
         parts += ["", f"## {label} ({r['variant']}, m = {r['m']})",
                   f"Trained in {r['train_seconds']:.1f} s, evaluated in {r['eval_seconds']:.1f} s. "
                   f"Files: [model](saes/{label}/model/), [metrics](saes/{label}/eval/metrics.json), "
-                  f"[per-feature table](saes/{label}/eval/features.csv), [history](saes/{label}/history.json).", ""]
+                  f"[per-feature table](saes/{label}/eval/features.csv), [history](saes/{label}/history.json).", "",
+                  f"Convergence: {res.get('convergence') or 'not measured (probe_evals = 0)'}.", ""]
         for why in report.not_applicable.values():
             parts.append(f"- not applicable: {why}")
         for note in report.notes:

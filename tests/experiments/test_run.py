@@ -7,6 +7,7 @@ import pytest
 
 from synthsae.experiments.run import HEADLINE, run_experiment
 from synthsae.sae.base import SAE
+from synthsae.sae.train import TrainHistory
 
 train_module = importlib.import_module("synthsae.sae.train")
 
@@ -38,6 +39,13 @@ def test_report_folder_has_every_artifact_and_a_rerun_reuses_it(tmp_path, tiny_c
     # the topk SAE really has k = 4 active latents per sample (the table reports measured values)
     assert result.rows[0]["sparsity.l0"] == pytest.approx(4.0)
     assert "topk" in result.table() and "relu_l1" in result.table()
+    # every SAE's convergence diagnostic is in the table and in its section, from its own history
+    assert "converged" in header and "converged" in result.table().splitlines()[0]
+    for r in result.rows:
+        history = TrainHistory.load(out / "saes" / r["label"])
+        word = "collapsed" if history.convergence["collapsed"] else "yes" if history.convergence["converged"] else "no"
+        assert r["converged"] == word
+    assert report.count("Convergence: ") == 2 and "held-out samples" in report
 
     stamp = (out / "saes" / "topk" / "result.json").stat().st_mtime_ns
     again = run_experiment(config, out, progress=False)
