@@ -18,7 +18,8 @@ from synthsae.experiments.cells import Task, execute, pack
 from synthsae.experiments.engine import run_recipe
 from synthsae.experiments.recipes import RECIPES
 from synthsae.experiments.recipes.base import VERDICTS, Cell, CellResult
-from synthsae.experiments.recipes.e2e_finetune import ARMS, KEYS, E2EConfig, _cells, _conclude, threshold_check
+from synthsae.experiments.recipes._common import threshold_check
+from synthsae.experiments.recipes.e2e_finetune import ARMS, KEYS, E2EConfig, _cells, _conclude
 
 RECIPE = RECIPES.get("e2e_finetune")
 

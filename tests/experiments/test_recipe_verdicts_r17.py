@@ -14,7 +14,8 @@ import torch
 import synthsae.experiments.recipes  # noqa: F401  (registers the recipes)
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import RECIPES, CellResult, verdict, verdict_sentence
-from synthsae.experiments.recipes.shrinkage import all_of, global_scale
+from synthsae.experiments.recipes._common import all_of
+from synthsae.experiments.recipes.shrinkage import global_scale
 
 MINE = ["shrinkage", "amortization", "absorption", "synthsaebench"]
 

@@ -24,7 +24,6 @@ from typing import Any
 from synthsae.errors import fail, require
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
-from synthsae.experiments.recipes.shrinkage import all_of  # a candidate for _common
 from synthsae.sae.base import SAE_CONFIGS
 from synthsae.sae.topk import TopKConfig
 
@@ -185,4 +184,4 @@ def _check(cfg: AbsorptionConfig, runs: list[dict], summary: list[dict]) -> Chec
             statement, vals["matryoshka"], vals["batchtopk"], expect=-1, names=("matryoshka", "batchtopk"),
             quantity=f"absorption rate (measured L0 {C.fmt(l0['matryoshka'])} vs {C.fmt(l0['batchtopk'])})",
             opposite="Matryoshka absorbs more than BatchTopK")))
-    return all_of(statement, parts, uses=USES)
+    return C.all_of(statement, parts, uses=USES)

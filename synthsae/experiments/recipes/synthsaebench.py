@@ -41,7 +41,6 @@ import numpy as np
 from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
-from synthsae.experiments.recipes.shrinkage import L0_TOLERANCE, add_l0_problems  # candidates for _common
 from synthsae.plots import new_figure
 from synthsae.world import World
 from synthsae.world.hierarchy import HierarchyConfig
@@ -261,7 +260,7 @@ def _conclude(config: SynthSAEBenchConfig, results: list[CellResult]) -> RecipeR
                 row[key], row[f"{key}.ci"] = C.mean_ci([r[key] for r in sel])
             summary.append(row)
     problems = C.convergence_problems(results, _label)
-    problems = add_l0_problems(problems, results, _label, lambda r: r.params["l0"])  # matched L0
+    problems = C.add_l0_problems(problems, results, _label, lambda r: r.params["l0"])  # matched L0
     checks = C.guard_convergence(_ordering_checks(cfg, runs) + [_reproduction_check(cfg, summary)], problems,
                                  cfg.n_samples)
     comparison = [{"variant": s["variant"], "l0": s["l0"], "published_table": s["table"], "metric": metric,
@@ -294,7 +293,7 @@ def _conclude(config: SynthSAEBenchConfig, results: list[CellResult]) -> RecipeR
         "`recovery.uniqueness`, EV. Numbers are mean ± 95% CI over seeds.\n\nCompared at matched L0: relu_l1 and "
         "jumprelu were trained with target_l0 = the L0 (coefficient adapted during training, frozen for the final "
         "stretch; the published protocol's L0 autotuner), BatchTopK / Matryoshka with k = L0, Matching Pursuit with "
-        f"k = max_iterations = L0; an SAE more than {L0_TOLERANCE:.0%} off its target makes its checks inconclusive. "
+        f"k = max_iterations = L0; an SAE more than {C.L0_TOLERANCE:.0%} off its target makes its checks inconclusive. "
         "Measured L0 on fresh samples: " + "; ".join(f"{k} {C.summary_text(v)}" for k, v in measured_l0.items()) + "."
     )
     claim = (f"On SynthSAEBench-16k, at L0 = 25 and L0 = 20, the published table ({SOURCE}): e.g. at L0 = 25 "
