@@ -20,12 +20,7 @@ from synthsae.experiments.recipes.shrinkage import global_scale
 MINE = ["shrinkage", "amortization", "absorption", "synthsaebench"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- the convergence guard, end to end at 30 steps ---------------------------------------------

@@ -37,13 +37,7 @@ EXPECTED = {"starvation", "stability", "absorption", "sanity_baselines", "shrink
 SECTIONS = ("## Claim", "## What we measured", "## Verdict", "## Metrics", "## Configuration")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny matmuls on a shared 2-core machine: one intra-op thread is ~10x faster than oversubscribing.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_every_recipe_is_registered():

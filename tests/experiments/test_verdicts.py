@@ -18,12 +18,7 @@ from synthsae.sae import make, train
 from synthsae.world import World
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 T, F, N = (Check("s", o, "e") for o in (True, False, None))

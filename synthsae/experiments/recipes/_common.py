@@ -523,6 +523,14 @@ def convergence_table(rows: Sequence[Mapping[str, Any]], label: str = "sae", pre
              "problem": convergence_problem(r, prefix) or ""} for r in rows]
 
 
+def convergence_rows(results: Sequence[Any], label, problems: Mapping[str, str | None]) -> list[dict]:
+    """One row per cell in `results` (CellResults, one SAE each, unprefixed) for a report's convergence
+    table: the SAE's label(result), its convergence diagnostic and its entry in `problems` (label ->
+    why it is not usable, e.g. from `convergence_problems` and `add_l0_problems`; "" when fine)."""
+    return [{"sae": label(r), **{k: r.row.get(k) for k in CONVERGENCE_KEYS}, "problem": problems.get(label(r)) or ""}
+            for r in results]
+
+
 # ---- matched sparsity ------------------------------------------------------------------------
 def has_sparsity_coefficient(variant: str) -> bool:
     """True for variants whose L0 is set by a coefficient (relu_l1, gated, jumprelu, aen, ...): those

@@ -132,8 +132,7 @@ def _conclude(config: AbsorptionConfig, results: list[CellResult]) -> RecipeResu
              "(Bussmann et al. 2025, \"Learning Multi-Level Features with Matryoshka SAEs\"; Chanin et al. 2024 on "
              "absorption; background claims 4-5).")
     tables = {"runs": runs, "summary": summary,
-              "convergence": [{"sae": _label(r), **{k: r.row.get(k) for k in C.CONVERGENCE_KEYS},
-                               "problem": problems.get(_label(r)) or ""} for r in results]}
+              "convergence": C.convergence_rows(results, _label, problems)}
     return RecipeResult("absorption", cfg, claim, measured, verdict(checks), metrics, tables, figures, [], checks)
 
 

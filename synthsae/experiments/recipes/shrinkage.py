@@ -257,8 +257,7 @@ def _conclude(config: ShrinkageConfig, results: list[CellResult]) -> RecipeResul
              "reweighting) remove shrinkage and improve the sparsity-fidelity frontier (Wright & Sharkey 2024; Rajamanoharan "
              "et al. 2024a/b; Gao et al. 2024; arXiv 2605.05341; background claims 2 and 4).")
     tables = {"summary": summary, "points": rows,
-              "convergence": [{"sae": _label(r), **{k: r.row.get(k) for k in C.CONVERGENCE_KEYS},
-                               "problem": problems.get(_label(r)) or ""} for r in results]}
+              "convergence": C.convergence_rows(results, _label, problems)}
     return RecipeResult("shrinkage", cfg, claim, measured, verdict(checks), metrics, tables, figures, sections, checks)
 
 

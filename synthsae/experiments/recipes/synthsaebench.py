@@ -306,8 +306,7 @@ def _conclude(config: SynthSAEBenchConfig, results: list[CellResult]) -> RecipeR
         "world). The world seed, the evaluation size (the paper used 1M samples) and the Matryoshka auxiliary loss "
         "follow our implementation; check them against arXiv 2602.14687 before quoting a comparison."))]
     tables = {"runs": runs, "summary": summary, "comparison": comparison,
-              "convergence": [{"sae": _label(r), **{k: r.row.get(k) for k in C.CONVERGENCE_KEYS},
-                               "problem": problems.get(_label(r)) or ""} for r in results]}
+              "convergence": C.convergence_rows(results, _label, problems)}
     return RecipeResult("synthsaebench", cfg, claim, measured, verdict(checks), metrics, tables, figures, sections, checks)
 
 
