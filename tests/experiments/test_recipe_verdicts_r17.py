@@ -288,3 +288,20 @@ def test_synthsaebench_checks_orderings_between_tiers_of_the_published_table():
     # JumpReLU (0.7317) and BatchTopK (0.7316) tie; Matryoshka is above both, both above l1, l1 above MP
     assert set(pairs) == {("matryoshka", "jumprelu"), ("matryoshka", "batchtopk"), ("jumprelu", "relu_l1"),
                           ("batchtopk", "relu_l1"), ("relu_l1", "matching_pursuit")}
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_synthsaebench_passes_sparse_kernels_to_every_sae_it_builds(flag):
+    from synthsae.sae import make
+
+    recipe = RECIPES.get("synthsaebench")
+    assert recipe.config_class().sparse_kernels is False  # the plain dense path is the default
+    config = recipe.config_class.small().replace(sparse_kernels=flag)
+    cells = recipe.cells(config)
+    assert {c.params["variant"] for c in cells} == set(config.architectures)
+    for c in cells:
+        assert c.params["hyperparameters"]["sparse_kernels"] is flag, c.id
+        sae = make(c.params["variant"], d=config.world_d, m=config.m_sae, seed=0, **c.params["hyperparameters"])
+        assert sae.config.sparse_kernels is flag, c.id
+    with pytest.raises(ValueError, match="sparse_kernels"):
+        config.replace(sparse_kernels=1)
