@@ -163,6 +163,8 @@ def test_line_figure_draws_error_bars_and_log_ticks():
 
 # ---- every recipe with the convergence guard, end to end at 30 steps ------------------------------------
 GUARDED = ["starvation", "sanity_baselines", "stability", "shrinkage", "amortization", "absorption", "synthsaebench"]
+COUNTS_UNCONVERGED = {"starvation", "sanity_baselines", "stability"}  # report metrics["unconverged_saes"]
+POOLED = {"stability"}  # trains pooled SAEs beside the per-seed ones
 
 
 @pytest.mark.slow
@@ -181,9 +183,11 @@ def test_a_30_step_run_is_inconclusive_names_its_saes_and_writes_its_report(name
         assert "not usable" in check.evidence and "Suggested budget" in check.evidence, check.evidence
         assert "seed" in check.evidence.split("not usable", 1)[1]  # names the SAEs
     assert result.held == INCONCLUSIVE == verdict(result.checks)
-    assert result.metrics["unconverged_saes"] > 0
+    if name in COUNTS_UNCONVERGED:
+        assert result.metrics["unconverged_saes"] > 0
     assert "convergence" in result.tables and all("probe_l0" in r for r in result.tables["convergence"])
-    assert len(result.tables["convergence"]) % len(config.seeds) == 0  # one row per SAE, every seed
+    if name not in POOLED:
+        assert len(result.tables["convergence"]) % len(config.seeds) == 0  # one row per SAE, every seed
     assert {"wall time (this invocation)", "git commit", "torch version", "device", "reproduce"} <= set(result.metadata)
     result.write(tmp_path)
     text = (tmp_path / "report.md").read_text()
