@@ -138,7 +138,7 @@ def global_scale(sae, x: torch.Tensor, chunk: int = 8192) -> float:
     """The alpha minimizing sum_samples ||x_c - alpha x_hat_c||^2, x_c and x_hat_c centred by their
     sample means (x: (n, d)): alpha = <x_c, x_hat_c> / <x_hat_c, x_hat_c>. 1 = no shrinkage, > 1 =
     reconstructions too small. NaN when the reconstruction is constant (nothing to scale).
-    (A candidate for `_common` / `synthsae.metrics`.)"""
+    (Used by this recipe only; a candidate for `synthsae.metrics` when a second one needs it.)"""
     xs, hs = [], []
     for i in range(0, x.shape[0], chunk):
         xb = x[i:i + chunk]
