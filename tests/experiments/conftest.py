@@ -41,6 +41,18 @@ def comparable(rows):
     return out
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a test module (`pytestmark = pytest.mark.usefixtures("one_thread")`):
+    tiny matmuls on a shared machine run much faster than with oversubscribed threads."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def tiny_config():
     """Factory: `tiny_config(saes=None, plots=False, **top_level_changes) -> ExperimentConfig`."""

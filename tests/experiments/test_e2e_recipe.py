@@ -12,24 +12,18 @@ import math
 import shutil
 
 import pytest
-import torch
 
 from synthsae.experiments.cells import Task, execute, pack
 from synthsae.experiments.engine import run_recipe
 from synthsae.experiments.recipes import RECIPES
 from synthsae.experiments.recipes.base import VERDICTS, Cell, CellResult
-from synthsae.experiments.recipes.e2e_finetune import ARMS, KEYS, E2EConfig, _cells, _conclude, threshold_check
+from synthsae.experiments.recipes._common import threshold_check
+from synthsae.experiments.recipes.e2e_finetune import ARMS, KEYS, E2EConfig, _cells, _conclude
 
 RECIPE = RECIPES.get("e2e_finetune")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny matmuls on a shared machine: one intra-op thread is much faster than oversubscribing.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

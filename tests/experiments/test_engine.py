@@ -23,12 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 TIMING = ("wall_seconds", "train_seconds", "eval_seconds")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _rows(out: Path) -> list[dict]:

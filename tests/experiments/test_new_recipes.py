@@ -25,12 +25,7 @@ from synthsae.world.geometry import Orthonormal
 from synthsae.world.hierarchy import HierarchyConfig
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(name):

@@ -37,13 +37,7 @@ EXPECTED = {"starvation", "stability", "absorption", "sanity_baselines", "shrink
 SECTIONS = ("## Claim", "## What we measured", "## Verdict", "## Metrics", "## Configuration")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny matmuls on a shared 2-core machine: one intra-op thread is ~10x faster than oversubscribing.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_every_recipe_is_registered():
@@ -255,7 +249,26 @@ def test_a_recipe_is_reproducible_on_cpu(tmp_path):
 
 # ---- conformance: every recipe's AEN arm switches its adaptive weights on ---------------------------
 # Recipes with an AEN arm export `aen_arms(config)`; add yours here.
-AEN_RECIPES = ["starvation", "aen_spiked"]
+AEN_RECIPES = ["starvation", "shrinkage", "aen_spiked"]
+# Recipes whose cells build an "aen" SAE that is not an AEN arm, and why.
+NOT_AEN_ARMS = {"amortization": "its elastic-net SAE keeps AEN's adaptive weights off on purpose"}
+
+
+def _builds_aen(recipe, config) -> bool:
+    return any('"aen"' in json.dumps(c.params, default=str) for c in recipe.cells(config))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_recipe_that_builds_an_aen_sae_declares_its_arms(name):
+    from synthsae.experiments.recipes import _common as C
+
+    recipe = RECIPES.get(name)
+    config = recipe.config_class()
+    if name in NOT_AEN_ARMS:
+        assert C.aen_arms_of(recipe, config) == [], NOT_AEN_ARMS[name]
+    else:
+        assert (name in AEN_RECIPES) == _builds_aen(recipe, config), name
+        assert (name in AEN_RECIPES) == bool(C.aen_arms_of(recipe, config)), name
 
 
 @pytest.mark.parametrize("name", AEN_RECIPES)

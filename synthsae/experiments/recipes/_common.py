@@ -355,6 +355,85 @@ def directional_check(statement: str, a: Sequence[float], b: Sequence[float], *,
     return Check(statement, outcome, evidence, finding=finding, sub_claim=sub_claim, uses=uses)
 
 
+def threshold_check(statement: str, values: Sequence[float], criterion: float, *, expect: int, quantity: str,
+                    opposite: str, digits: int = 3, threshold: float = stats.DEFAULT_THRESHOLD):
+    """A check of "the per-seed `values` lie above (expect=+1) / below (expect=-1) `criterion`": the
+    mean is *called* on one side when it is more than `threshold` standard errors of the mean away from
+    the criterion (the same rule as `directional_check`, against a constant). Expected side ->
+    held; the other side -> did not hold with the finding "<opposite>: <values>"; within noise, or
+    fewer than 2 finite values -> inconclusive."""
+    from synthsae.experiments.recipes.base import Check
+
+    require(expect in (1, -1), "threshold_check.expect", expect, "a direction", "+1 (above) or -1 (below)")
+    vals = finite(values)
+    side = "above" if expect == 1 else "below"
+    rule = (f"rule: held when the mean is {side} {criterion:g} by more than {threshold:g} SE, did not hold when "
+            f"beyond {threshold:g} SE on the other side, inconclusive within noise")
+    if len(vals) < 2:
+        return Check(statement, None, f"{quantity}: {summary_text(values, digits)}; needs >= 2 seeds with a finite "
+                                      f"value ({rule})")
+    s = stats.summarize(vals)
+    text = summary_text(values, digits)
+    diff = s.mean - criterion
+    evidence = f"{quantity}: {text}; mean − {criterion:g} = {diff:.{digits}g}, SE {s.se:.2g} ({rule})"
+    if abs(diff) > threshold * s.se:
+        if (diff > 0) == (expect == 1):
+            return Check(statement, True, evidence)
+        return Check(statement, False, evidence, finding=f"{opposite}: {quantity} {text}")
+    return Check(statement, None, evidence)
+
+
+def sign_check(statement: str, values, *, quantity: str, opposite: str, uses: tuple[str, ...] = ()):
+    """Held when the 95% t-interval over seeds of `values` lies above 0, did not hold (finding
+    `opposite`) when it lies below 0, inconclusive when it contains 0 or fewer than 2 finite values."""
+    from synthsae.experiments.recipes.base import Check
+
+    kept = finite(values)
+    if len(kept) < 2:
+        return Check(statement, None, f"{quantity}: needs >= 2 seeds with finite values (got {len(kept)})", uses=uses)
+    s = stats.summarize(kept)
+    text = summary_text(kept)
+    rule = "rule: held when the 95% t-interval over seeds lies above 0, did not hold below 0, inconclusive if it contains 0"
+    if s.lo > 0:
+        return Check(statement, True, f"{quantity}: {text} ({rule})", uses=uses)
+    if s.hi < 0:
+        return Check(statement, False, f"{quantity}: {text} ({rule})", finding=f"{opposite}: {quantity} {text}",
+                     uses=uses)
+    return Check(statement, None, f"{quantity}: {text}; the interval contains 0 ({rule})", uses=uses)
+
+
+# ---- combining checks; matched L0 as a usability condition ------------------------------------
+def all_of(statement: str, parts: Sequence[tuple[str, Any]], uses: tuple[str, ...] = (),
+           sub_claim: bool = False):
+    """One check from several (label, check) parts that must all hold: did not hold when any part did
+    not hold (its findings kept), held when every part held, inconclusive otherwise."""
+    from synthsae.experiments.recipes.base import Check
+
+    outcomes = [c.outcome for _, c in parts]
+    outcome = False if False in outcomes else (True if parts and all(o is True for o in outcomes) else None)
+    evidence = "; ".join(f"[{label}] {c.evidence}" for label, c in parts) + " (all parts must hold)"
+    finding = "; ".join(f"{label}: {c.finding}" for label, c in parts if c.finding)
+    return Check(statement, outcome, evidence, finding=finding, sub_claim=sub_claim, uses=uses)
+
+
+L0_TOLERANCE = 0.1
+
+
+def add_l0_problems(problems: dict[str, str | None], results: Sequence[Any], label, target_of,
+                    tolerance: float = L0_TOLERANCE, key: str = "sparsity.l0") -> dict[str, str | None]:
+    """Matched L0 as a usability condition: an SAE whose measured L0 on fresh samples (`row[key]`) is
+    more than `tolerance` (relative) off its target `target_of(result)` is added to `problems`
+    (label -> why), unless it already has a convergence problem. results: CellResults; label(result)
+    -> the SAE's label (as in `convergence_problems`)."""
+    out = dict(problems)
+    for r in results:
+        measured, target = float(r.row.get(key, float("nan"))), float(target_of(r))
+        if not abs(measured - target) <= tolerance * target and not out.get(label(r)):
+            out[label(r)] = (f"measured L0 {fmt(measured)} is more than {tolerance:.0%} off its target {target:g} "
+                             "(L0 not matched)")
+    return out
+
+
 # ---- convergence guard -----------------------------------------------------------------------
 CONVERGENCE_KEYS = ("converged", "collapsed", "probe_ev", "probe_l0", "ev_change", "recovery_change", "steps")
 
@@ -442,6 +521,14 @@ def convergence_table(rows: Sequence[Mapping[str, Any]], label: str = "sae", pre
     """One row per SAE: its label and the convergence diagnostic (for a report table)."""
     return [{label: r.get(label), **{k: r.get(f"{prefix}{k}") for k in CONVERGENCE_KEYS},
              "problem": convergence_problem(r, prefix) or ""} for r in rows]
+
+
+def convergence_rows(results: Sequence[Any], label, problems: Mapping[str, str | None]) -> list[dict]:
+    """One row per cell in `results` (CellResults, one SAE each, unprefixed) for a report's convergence
+    table: the SAE's label(result), its convergence diagnostic and its entry in `problems` (label ->
+    why it is not usable, e.g. from `convergence_problems` and `add_l0_problems`; "" when fine)."""
+    return [{"sae": label(r), **{k: r.row.get(k) for k in CONVERGENCE_KEYS}, "problem": problems.get(label(r)) or ""}
+            for r in results]
 
 
 # ---- matched sparsity ------------------------------------------------------------------------

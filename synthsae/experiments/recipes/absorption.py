@@ -24,7 +24,6 @@ from typing import Any
 from synthsae.errors import fail, require
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
-from synthsae.experiments.recipes.shrinkage import all_of  # a candidate for _common
 from synthsae.sae.base import SAE_CONFIGS
 from synthsae.sae.topk import TopKConfig
 
@@ -133,8 +132,7 @@ def _conclude(config: AbsorptionConfig, results: list[CellResult]) -> RecipeResu
              "(Bussmann et al. 2025, \"Learning Multi-Level Features with Matryoshka SAEs\"; Chanin et al. 2024 on "
              "absorption; background claims 4-5).")
     tables = {"runs": runs, "summary": summary,
-              "convergence": [{"sae": _label(r), **{k: r.row.get(k) for k in C.CONVERGENCE_KEYS},
-                               "problem": problems.get(_label(r)) or ""} for r in results]}
+              "convergence": C.convergence_rows(results, _label, problems)}
     return RecipeResult("absorption", cfg, claim, measured, verdict(checks), metrics, tables, figures, [], checks)
 
 
@@ -185,4 +183,4 @@ def _check(cfg: AbsorptionConfig, runs: list[dict], summary: list[dict]) -> Chec
             statement, vals["matryoshka"], vals["batchtopk"], expect=-1, names=("matryoshka", "batchtopk"),
             quantity=f"absorption rate (measured L0 {C.fmt(l0['matryoshka'])} vs {C.fmt(l0['batchtopk'])})",
             opposite="Matryoshka absorbs more than BatchTopK")))
-    return all_of(statement, parts, uses=USES)
+    return C.all_of(statement, parts, uses=USES)

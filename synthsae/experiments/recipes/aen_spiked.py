@@ -195,7 +195,7 @@ def _run_cell(cfg: AENSpikedConfig, cell: Cell, ctx) -> dict:
     x = world.sample(cfg.lipschitz_samples, seed=cfg.eval_seed + 2, device=sae.W_dec.device).x
     lip = encoder_lipschitz(sae, x, power_iters=cfg.lipschitz_power_iters, seed=cfg.eval_seed)
     row = {
-        "never_fired_fraction": rep["latents.dead_fraction"],
+        "never_fired_fraction": float(C.never_fired(sae, world, cfg.eval_samples, cfg.eval_seed, ctx.device).mean()),
         "dead_window_fraction": float(sae.dead_mask().float().mean()),
         "support_f1": support_f1(sae, world, cfg.support_samples, cfg.eval_seed + 1),
         "lipschitz_median": lip["lipschitz.encoder_jacobian_median"],

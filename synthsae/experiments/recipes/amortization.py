@@ -189,8 +189,7 @@ def _conclude(config: AmortizationConfig, results: list[CellResult]) -> RecipeRe
              "(O'Neill et al. 2024 on the amortization gap of SAEs; arXiv 2605.05341 for the spiked worlds; background "
              "claim 2).")
     tables = {"summary": summary, "points": rows,
-              "convergence": [{"sae": _label(r), **{k: r.row.get(k) for k in C.CONVERGENCE_KEYS},
-                               "problem": problems.get(_label(r)) or ""} for r in results]}
+              "convergence": C.convergence_rows(results, _label, problems)}
     return RecipeResult("amortization", cfg, claim, measured, verdict(checks), metrics, tables, figures, [], checks)
 
 

@@ -21,12 +21,15 @@ evidence)` whose outcome (True / False / None = inconclusive at this scale) come
 criterion applied to the measurements; `verdict(checks)` combines them into "held", "did not hold",
 "mixed" or "inconclusive" (rule in `verdict`; docs/recipes.md). The shared machinery a recipe uses
 for that lives in `_common`: `directional_check` (a 2-SE comparison over seeds that can report the
-opposite direction), `guard_convergence` (checks on SAEs that did not converge become inconclusive;
-every cell's row carries the convergence diagnostic, added by the engine), `matched_l0`, `aen_arm`.
+opposite direction), `threshold_check` (the same rule against a stated criterion), `sign_check`,
+`all_of`, `guard_convergence` (checks on SAEs that did not converge become inconclusive; every cell's
+row carries the convergence diagnostic, added by the engine), `matched_l0`, `add_l0_problems`,
+`never_fired` (the one definition of a dead latent), `aen_arm`.
 
 Conformance: a recipe with an AEN arm exports `aen_arms(config) -> [(label, hyperparameters,
 n_steps)]` from its module, and `tests/experiments/test_recipes.py` checks that every arm's adaptive
-weights switch on within its run (add the recipe's name to `AEN_RECIPES` there).
+weights switch on within its run (add the recipe's name to `AEN_RECIPES` there; a recipe whose cells
+build an "aen" SAE without declaring it fails there).
 """
 
 from __future__ import annotations

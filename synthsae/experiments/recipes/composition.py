@@ -43,10 +43,9 @@ import math
 import numpy as np
 import torch
 
-from synthsae import stats
 from synthsae.errors import fail, require
 from synthsae.experiments.recipes import _common as C
-from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
+from synthsae.experiments.recipes.base import Cell, CellResult, RecipeResult, register_grid_recipe, verdict
 from synthsae.metrics.matching import hungarian_match
 from synthsae.metrics.steering import steering_fidelity
 from synthsae.solvers import sparse_code
@@ -219,24 +218,6 @@ def fit_coefficients(depths, values) -> tuple[float, float]:
     return slope, c2
 
 
-def sign_check(statement: str, values, *, quantity: str, opposite: str, uses: tuple[str, ...] = ()) -> Check:
-    """Held when the 95% t-interval over seeds of `values` lies above 0, did not hold (finding
-    `opposite`) when it lies below 0, inconclusive when it contains 0 or fewer than 2 finite values.
-    (Should move to `_common` if a second recipe needs it.)"""
-    kept = C.finite(values)
-    if len(kept) < 2:
-        return Check(statement, None, f"{quantity}: needs >= 2 seeds with finite values (got {len(kept)})", uses=uses)
-    s = stats.summarize(kept)
-    text = C.summary_text(kept)
-    rule = "rule: held when the 95% t-interval over seeds lies above 0, did not hold below 0, inconclusive if it contains 0"
-    if s.lo > 0:
-        return Check(statement, True, f"{quantity}: {text} ({rule})", uses=uses)
-    if s.hi < 0:
-        return Check(statement, False, f"{quantity}: {text} ({rule})", finding=f"{opposite}: {quantity} {text}",
-                     uses=uses)
-    return Check(statement, None, f"{quantity}: {text}; the interval contains 0 ({rule})", uses=uses)
-
-
 def _conclude(cfg: CompositionConfig, results: list[CellResult]) -> RecipeResult:
     rows = {(r.params["variant"], r.params["depth"], r.params["seed"]): r.row for r in results}
     runs = [{"variant": r.params["variant"], "depth": r.params["depth"], "seed": r.params["seed"], **r.row}
@@ -261,10 +242,10 @@ def _conclude(cfg: CompositionConfig, results: list[CellResult]) -> RecipeResult
             slopes.append(slope)
             curv.append(c2)
             fits.append({"variant": v, "seed": s, "slope": slope, "curvature": c2})
-        checks.append(sign_check(f"{v}: steering fidelity degrades with interaction depth (excess leakage rises)",
+        checks.append(C.sign_check(f"{v}: steering fidelity degrades with interaction depth (excess leakage rises)",
                                  slopes, quantity="per-seed slope of excess leakage on depth",
                                  opposite=f"{v}'s steering leakage falls with depth", uses=uses))
-        checks.append(sign_check(f"{v}: the degradation is nonlinear (convex in depth)", curv,
+        checks.append(C.sign_check(f"{v}: the degradation is nonlinear (convex in depth)", curv,
                                  quantity="per-seed quadratic coefficient of excess leakage on depth",
                                  opposite=f"{v}'s degradation with depth is concave (it saturates)", uses=uses))
     problems = C.convergence_problems([r for r in results if r.params["variant"] != "exact"], lambda r, name: r.cell.id)

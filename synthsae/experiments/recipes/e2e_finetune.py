@@ -26,13 +26,11 @@ Both are inconclusive when a base SAE did not converge or collapsed (`_common.gu
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from typing import Any
 
-from synthsae import stats
 from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
-from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
+from synthsae.experiments.recipes.base import Cell, CellResult, RecipeResult, register_grid_recipe, verdict
 from synthsae.metrics import DownstreamAccumulator, DownstreamReadout
 from synthsae.sae import SAE, TrainSettings, train
 
@@ -165,33 +163,6 @@ def _run_cell(cfg: E2EConfig, cell: Cell, ctx) -> dict:
     return {"row": _evaluate(sae, world, cfg), "data": {"kl_trace": trace}}
 
 
-# ---- noise-aware check against a stated criterion ----------------------------------------------
-def threshold_check(statement: str, values: Sequence[float], criterion: float, *, expect: int, quantity: str,
-                    opposite: str, digits: int = 3, threshold: float = stats.DEFAULT_THRESHOLD) -> Check:
-    """A check of "the per-seed `values` lie above (expect=+1) / below (expect=-1) `criterion`": the
-    mean is *called* on one side when it is more than `threshold` standard errors of the mean away from
-    the criterion (the same rule as `_common.directional_check`, against a constant). Expected side ->
-    held; the other side -> did not hold with the finding "<opposite>: <values>"; within noise, or
-    fewer than 2 finite values -> inconclusive. (A candidate for `_common`, next to directional_check.)"""
-    require(expect in (1, -1), "threshold_check.expect", expect, "a direction", "+1 (above) or -1 (below)")
-    vals = C.finite(values)
-    side = "above" if expect == 1 else "below"
-    rule = (f"rule: held when the mean is {side} {criterion:g} by more than {threshold:g} SE, did not hold when "
-            f"beyond {threshold:g} SE on the other side, inconclusive within noise")
-    if len(vals) < 2:
-        return Check(statement, None, f"{quantity}: {C.summary_text(values, digits)}; needs >= 2 seeds with a finite "
-                                      f"value ({rule})")
-    s = stats.summarize(vals)
-    text = C.summary_text(values, digits)
-    diff = s.mean - criterion
-    evidence = f"{quantity}: {text}; mean − {criterion:g} = {diff:.{digits}g}, SE {s.se:.2g} ({rule})"
-    if abs(diff) > threshold * s.se:
-        if (diff > 0) == (expect == 1):
-            return Check(statement, True, evidence)
-        return Check(statement, False, evidence, finding=f"{opposite}: {quantity} {text}")
-    return Check(statement, None, evidence)
-
-
 # ---- conclusions ------------------------------------------------------------------------------
 def _conclude(config: E2EConfig, results: list[CellResult]) -> RecipeResult:
     """The checks, tables and figures of `e2e_finetune` from its finished cells (see the module
@@ -212,13 +183,13 @@ def _conclude(config: E2EConfig, results: list[CellResult]) -> RecipeResult:
     ev_loss = [row("mse_continued", s)[ev] - row("kl_finetuned", s)[ev] for s in seeds]
 
     checks = [
-        threshold_check(
+        C.threshold_check(
             "a short KL + MSE fine-tune cuts the downstream KL beyond what the same extra MSE training does",
             gain, cfg.min_kl_gain, expect=1,
             quantity="share of the control's downstream KL removed by the KL fine-tune (1 − KL_ft / KL_control per seed)",
             opposite=(f"the KL fine-tune cuts the downstream KL by less than {cfg.min_kl_gain:g} of the control's"
                       if sum(C.finite(gain)) >= 0 else "the KL fine-tune raises the downstream KL above the control's")),
-        threshold_check(
+        C.threshold_check(
             "at little cost in explained variance", ev_loss, cfg.ev_tolerance, expect=-1,
             quantity="EV lost vs the control (EV_control − EV_ft per seed)",
             opposite=f"the KL fine-tune costs more than {cfg.ev_tolerance:g} of explained variance"),

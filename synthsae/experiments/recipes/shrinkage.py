@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -37,7 +36,7 @@ import torch
 
 from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
-from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
+from synthsae.experiments.recipes.base import Cell, CellResult, RecipeResult, register_grid_recipe, verdict
 
 KEYS = ("sparsity.l0", "reconstruction.explained_variance", "recovery.shrinkage_median", "recovery.mcc",
         "latents.dead_fraction")
@@ -139,7 +138,7 @@ def global_scale(sae, x: torch.Tensor, chunk: int = 8192) -> float:
     """The alpha minimizing sum_samples ||x_c - alpha x_hat_c||^2, x_c and x_hat_c centred by their
     sample means (x: (n, d)): alpha = <x_c, x_hat_c> / <x_hat_c, x_hat_c>. 1 = no shrinkage, > 1 =
     reconstructions too small. NaN when the reconstruction is constant (nothing to scale).
-    (A candidate for `_common` / `synthsae.metrics`.)"""
+    (Used by this recipe only; a candidate for `synthsae.metrics` when a second one needs it.)"""
     xs, hs = [], []
     for i in range(0, x.shape[0], chunk):
         xb = x[i:i + chunk]
@@ -161,35 +160,6 @@ def _run_cell(cfg: ShrinkageConfig, cell: Cell, ctx) -> dict:
     row[SCALE] = alpha
     row[SHRINK] = 1 - 1 / alpha if math.isfinite(alpha) and alpha != 0 else float("nan")
     return {"row": row}
-
-
-# ---- combining checks (a candidate for _common) ----------------------------------------------------
-def all_of(statement: str, parts: Sequence[tuple[str, Check]], uses: tuple[str, ...] = (),
-           sub_claim: bool = False) -> Check:
-    """One check from several (label, check) parts that must all hold: did not hold when any part did
-    not hold (its findings kept), held when every part held, inconclusive otherwise."""
-    outcomes = [c.outcome for _, c in parts]
-    outcome = False if False in outcomes else (True if parts and all(o is True for o in outcomes) else None)
-    evidence = "; ".join(f"[{label}] {c.evidence}" for label, c in parts) + " (all parts must hold)"
-    finding = "; ".join(f"{label}: {c.finding}" for label, c in parts if c.finding)
-    return Check(statement, outcome, evidence, finding=finding, sub_claim=sub_claim, uses=uses)
-
-
-L0_TOLERANCE = 0.1
-
-
-def add_l0_problems(problems: dict[str, str | None], results: Sequence[CellResult], label, target_of,
-                    tolerance: float = L0_TOLERANCE, key: str = "sparsity.l0") -> dict[str, str | None]:
-    """Matched L0 as a usability condition (a candidate for _common): an SAE whose measured L0 on fresh
-    samples (`row[key]`) is more than `tolerance` (relative) off its target `target_of(result)` is
-    added to `problems` (label -> why), unless it already has a convergence problem."""
-    out = dict(problems)
-    for r in results:
-        measured, target = float(r.row.get(key, float("nan"))), float(target_of(r))
-        if not abs(measured - target) <= tolerance * target and not out.get(label(r)):
-            out[label(r)] = (f"measured L0 {C.fmt(measured)} is more than {tolerance:.0%} off its target {target:g} "
-                             "(L0 not matched)")
-    return out
 
 
 def _label(r: CellResult, name: str = "sae") -> str:
@@ -239,7 +209,7 @@ def _conclude(config: ShrinkageConfig, results: list[CellResult]) -> RecipeResul
             _per_seed(rows, v, ev, cfg), ref_ev, expect=1, names=(v, "relu_l1"),
             quantity="EV (per seed, mean over the L0 grid)", opposite=f"{v} has a worse frontier than relu_l1",
             uses=(v, "relu_l1")))
-    problems = add_l0_problems(C.convergence_problems(results, _label), results, _label, lambda r: r.params["l0"])
+    problems = C.add_l0_problems(C.convergence_problems(results, _label), results, _label, lambda r: r.params["l0"])
     checks = C.guard_convergence(checks, problems, cfg.n_samples)
     for s in summary:
         for key in (l0, ev, SCALE, SHRINK, ratio):
@@ -272,7 +242,7 @@ def _conclude(config: ShrinkageConfig, results: list[CellResult]) -> RecipeResul
         "reconstruction (least squares; global shrinkage = 1 - 1/alpha) and the median per-feature magnitude ratio "
         "rho. Every number is mean ± 95% CI over seeds.\n\nCompared at matched L0: the coefficient variants were "
         "trained with target_l0 = each grid L0 (coefficient adapted during training, frozen for the final stretch), "
-        f"TopK-like variants with k = L0; an SAE more than {L0_TOLERANCE:.0%} off its target makes the checks that "
+        f"TopK-like variants with k = L0; an SAE more than {C.L0_TOLERANCE:.0%} off its target makes the checks that "
         "use it inconclusive. Measured L0 on fresh samples: " + "; ".join(f"{k} {C.summary_text(v)}" for k, v in measured_l0.items())
         + "."
     )
@@ -287,8 +257,7 @@ def _conclude(config: ShrinkageConfig, results: list[CellResult]) -> RecipeResul
              "reweighting) remove shrinkage and improve the sparsity-fidelity frontier (Wright & Sharkey 2024; Rajamanoharan "
              "et al. 2024a/b; Gao et al. 2024; arXiv 2605.05341; background claims 2 and 4).")
     tables = {"summary": summary, "points": rows,
-              "convergence": [{"sae": _label(r), **{k: r.row.get(k) for k in C.CONVERGENCE_KEYS},
-                               "problem": problems.get(_label(r)) or ""} for r in results]}
+              "convergence": C.convergence_rows(results, _label, problems)}
     return RecipeResult("shrinkage", cfg, claim, measured, verdict(checks), metrics, tables, figures, sections, checks)
 
 
