@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from synthsae.bench.task import TASKS, TIERS, BenchTask, all_tasks, scale_of
 from synthsae.errors import fail, require
 from synthsae.experiments import folders
 from synthsae.experiments.cells import RUNNERS, Task
+from synthsae.experiments.engine import CellsFailed
 
 MAIN_VARIANTS = ("relu_l1", "topk", "batchtopk", "jumprelu", "matryoshka", "matching_pursuit")
 REFERENCES = ("ceiling", "probe", "random")
@@ -194,7 +194,7 @@ def bench(tier: str = "lite", saes=None, seeds: int | list[int] = 3, out: str | 
     failed = [(c["id"], records[c["id"]]["error"]) for c in cells if records[c["id"]]["status"] != "ok"]
     if failed:
         shown = "; ".join(f"{i}: {e}" for i, e in failed[:5])
-        raise ValueError(f"bench: {len(failed)} of {len(cells)} cells failed ({shown}). Tracebacks: "
+        raise CellsFailed(f"bench: {len(failed)} of {len(cells)} cells failed ({shown}). Tracebacks: "
                          f"{out / CELLS_DIR}/<cell>/error.txt. Rerun the same command: finished cells are kept.")
     rows = []
     for c in cells:
@@ -240,12 +240,9 @@ def metadata(wall: float, tier: str, seeds, executor: str, workers, device, comm
     """Run metadata for the report: wall time, versions, commit, device, threads, the command."""
     import synthsae
 
-    commit = None
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).parent).stdout.strip() or None
-    except Exception:  # not a git checkout: the commit is simply unknown
-        pass
+    from synthsae.experiments.provenance import git_commit
+
+    commit = git_commit()  # one rule for every report: "unknown" outside a checkout, "+dirty" when modified
     return {"tier": tier, "seeds": list(seeds), "wall_seconds": round(wall, 1), "synthsae": synthsae.__version__,
             "commit": commit, "torch": torch.__version__, "python": platform.python_version(),
             "device": device or "cpu", "threads": torch.get_num_threads(), "executor": executor, "workers": workers,

@@ -165,10 +165,10 @@ def run_grid(recipe, config, out_dir: str | Path, device: torch.device | str | N
     results = [CellResult(c, _restored(records[c.id]["row"]), records[c.id].get("data")) for c in cells]
     tables.write_csv(out / "cells.csv", [{"cell": r.cell.id, **r.cell.params, **r.row} for r in results])
     result = recipe.conclude(config, results)
-    from synthsae.experiments.recipes.provenance import run_metadata
+    from synthsae.experiments.provenance import run_metadata
 
     cell_seconds = sum(float(records[c.id].get("wall_seconds") or 0.0) for c in cells)
-    result.metadata = {**run_metadata(recipe.name, config, out, dev, time.perf_counter() - t0, cell_seconds),
+    result.metadata = {**run_metadata(out, dev, time.perf_counter() - t0, cell_seconds=cell_seconds),
                        **result.metadata}
     result.sections.append(("Cells", (
         f"This report was concluded from {len(results)} cells (one row each in [cells.csv](cells.csv)); each cell's "

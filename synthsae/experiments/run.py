@@ -73,6 +73,7 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, device: str | 
     if not isinstance(config, ExperimentConfig):
         fail("config", type(config).__name__, "run_experiment takes an experiment config",
              "an ExperimentConfig (ExperimentConfig.load('experiment.toml'))")
+    t0 = time.perf_counter()
     dev = resolve_device(config.device if device is None else device)
     world = build_world(config)
     out = Path(out_dir)
@@ -86,7 +87,11 @@ def run_experiment(config: ExperimentConfig, out_dir: str | Path, device: str | 
             _train_and_evaluate(SAES.get(sae_config.kind)(sae_config), label, world, config, folder, dev, progress)
         rows.append(_result_row(folder))
         histories[label] = sio.read_json(folder / "history.json")
-    _write_summary(config, out, world, rows, histories)
+    from synthsae.experiments.provenance import run_metadata
+
+    meta = run_metadata(out, dev, time.perf_counter() - t0, reproduce=[
+        "synthsae", "run", str(out / "config.toml"), "--out", f"{out}-rerun", "--device", str(dev)])
+    _write_summary(config, out, world, rows, histories, meta)
     return ExperimentResult(config, out, rows)
 
 
@@ -187,11 +192,11 @@ def _markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def _write_summary(config: ExperimentConfig, out: Path, world, rows: list[dict[str, Any]],
-                   histories: dict[str, dict]) -> None:
+                   histories: dict[str, dict], meta: dict[str, Any]) -> None:
     keys = tables.columns_of(rows)
     columns = ["label", "variant", "m"] + [k for _, k in HEADLINE if k in keys]
     tables.write_csv(out / "comparison.csv", rows, columns)
-    tables.write_json(out / "metrics.json", {"saes": rows})
+    tables.write_json(out / "metrics.json", {"saes": rows, "run": meta})
     figures = []
     if config.plots:
         from synthsae.experiments import plots
@@ -201,11 +206,11 @@ def _write_summary(config: ExperimentConfig, out: Path, world, rows: list[dict[s
         save_png(plots.comparison_bars(labels, cols), out / "comparison.png")
         save_png(plots.training_curves(histories), out / "training.png")
         figures = ["comparison.png", "training.png"]
-    sio.atomic_write_text(out / "report.md", _report_markdown(config, out, world, rows, figures))
+    sio.atomic_write_text(out / "report.md", _report_markdown(config, out, world, rows, figures, meta))
 
 
 def _report_markdown(config: ExperimentConfig, out: Path, world, rows: list[dict[str, Any]],
-                     figures: list[str]) -> str:
+                     figures: list[str], meta: dict[str, Any]) -> str:
     t = config.train
     parts = [
         f"# {config.name}",
@@ -244,4 +249,7 @@ def _report_markdown(config: ExperimentConfig, out: Path, world, rows: list[dict
         for note in report.notes:
             parts.append(f"- note: {note}")
         parts += [""] + [f"![{label} {Path(f).stem}](saes/{label}/eval/{f})\n" for f in res.get("figures", [])]
+    from synthsae.experiments.provenance import metadata_markdown
+
+    parts += [""] + metadata_markdown(meta)
     return "\n".join(parts) + "\n"

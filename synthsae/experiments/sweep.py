@@ -39,6 +39,7 @@ import dataclasses
 import itertools
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -192,6 +193,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, executor: str = "local",
     from synthsae.experiments.engine import run_cells
     from synthsae.experiments.executors import EXECUTORS
 
+    t0 = time.perf_counter()
     EXECUTORS.get(executor)(n_workers, **executor_options)  # bad options fail before any work
     trials = config.trials()
     _build_worlds(trials)
@@ -206,7 +208,11 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, executor: str = "local",
     everything = [Trial(i, entry["params"], ExperimentConfig.from_dict(entry["config"])) for i, entry in index.items()]
     keys = [k for k in dict.fromkeys(k for t in everything for k in t.params) if k != "seed"] + ["seed"]
     rows = [_row(t, read_record(out / "trials" / t.id), keys) for t in everything]
-    _write_results(config, out, rows, keys)
+    from synthsae.experiments.provenance import run_metadata
+
+    meta = run_metadata(out, device or config.experiment.device, time.perf_counter() - t0, reproduce=[
+        "synthsae", "sweep", str(out / "sweep.toml"), "--out", f"{out}-rerun", "--executor", executor])
+    _write_results(config, out, rows, keys, meta)
     return SweepResult(config, out, rows)
 
 
@@ -267,12 +273,13 @@ def _cell(v: Any) -> Any:
     return v if isinstance(v, (int, float, str, bool)) else str(v)
 
 
-def _write_results(config: SweepConfig, out: Path, rows: list[dict[str, Any]], keys: list[str]) -> None:
+def _write_results(config: SweepConfig, out: Path, rows: list[dict[str, Any]], keys: list[str],
+                   meta: dict[str, Any]) -> None:
     columns = tables.columns_of(rows)
     tables.write_csv(out / "results.csv", rows, columns)
-    tables.write_json(out / "results.json", {"columns": columns, "rows": rows})
+    tables.write_json(out / "results.json", {"columns": columns, "rows": rows, "run": meta})
     figures = _plots(config, out, rows, keys)
-    _write_report(config, out, rows, figures, keys)
+    _write_report(config, out, rows, figures, keys, meta)
 
 
 def _plots(config: SweepConfig, out: Path, rows: list[dict[str, Any]], keys: list[str]) -> list[str]:
@@ -312,7 +319,9 @@ def _slug(text: str) -> str:
 
 
 def _write_report(config: SweepConfig, out: Path, rows: list[dict[str, Any]], figures: list[str],
-                  keys: list[str]) -> None:
+                  keys: list[str], meta: dict[str, Any]) -> None:
+    from synthsae.experiments.provenance import metadata_markdown
+
     head = ["trial"] + keys + ["status"] + [t for t, _ in HEADLINE]
     lines = [f"# Sweep: {config.experiment.name}", "",
              f"{len(rows)} trials ({sum(r['status'] == 'ok' for r in rows)} ok, "
@@ -328,4 +337,5 @@ def _write_report(config: SweepConfig, out: Path, rows: list[dict[str, Any]], fi
         lines += ["", "## Failed trials"] + [f"- {r['trial']}: {r['error']}" for r in failed]
     if figures:
         lines += ["", "## Metrics against the swept parameters", ""] + [f"![{Path(f).stem}]({f})" for f in figures]
+    lines += [""] + metadata_markdown(meta)
     sio.atomic_write_text(out / "report.md", "\n".join(lines) + "\n")

@@ -46,6 +46,10 @@ def test_report_folder_has_every_artifact_and_a_rerun_reuses_it(tmp_path, tiny_c
         word = "collapsed" if history.convergence["collapsed"] else "yes" if history.convergence["converged"] else "no"
         assert r["converged"] == word
     assert report.count("Convergence: ") == 2 and "held-out samples" in report
+    # run metadata: versions, device and the command that reproduces the report
+    run = json.loads((out / "metrics.json").read_text())["run"]
+    assert run["device"] == "cpu" and run["reproduce"].startswith(f"synthsae run {out / 'config.toml'}")
+    assert "## Run" in report and "torch version" in report and "git commit" in report
 
     stamp = (out / "saes" / "topk" / "result.json").stat().st_mtime_ns
     again = run_experiment(config, out, progress=False)

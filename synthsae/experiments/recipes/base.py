@@ -237,7 +237,7 @@ class RecipeResult:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         sio.atomic_write_json(out / CONFIG_FILE, {"recipe": self.recipe, "config": self.config.to_dict()})
-        from synthsae.experiments.recipes.provenance import RECIPE_TOML, recipe_toml
+        from synthsae.experiments.provenance import RECIPE_TOML, recipe_toml
 
         sio.atomic_write_text(out / RECIPE_TOML, recipe_toml(self.recipe, self.config))
         tables.write_json(out / METRICS_FILE, {
@@ -285,10 +285,9 @@ class RecipeResult:
         for title, text in self.sections:
             lines += [f"## {title}", "", text.strip(), ""]
         if self.metadata:
-            lines += ["## Run", "", "| | |", "|---|---|"]
-            lines += [f"| {tables.md(str(k))} | {tables.md(tables.fmt(v) if not isinstance(v, str) else v)} |"
-                      for k, v in self.metadata.items()]
-            lines.append("")
+            from synthsae.experiments.provenance import metadata_markdown
+
+            lines += metadata_markdown(self.metadata)
         lines += ["## Configuration", "", "```json", json.dumps(self.config.to_dict(), indent=2), "```", ""]
         return "\n".join(lines)
 

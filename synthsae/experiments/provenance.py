@@ -23,7 +23,7 @@ RECIPE_TOML = "recipe.toml"
 
 def git_commit() -> str:
     """The commit of the synthsae source tree ("+dirty" if modified), or "unknown"."""
-    root = Path(__file__).resolve().parents[3]
+    root = Path(__file__).resolve().parents[2]  # synthsae/experiments/provenance.py -> the checkout
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=10)
@@ -52,8 +52,11 @@ def _invocation() -> str:
     return shlex.join(argv)
 
 
-def run_metadata(name: str, config: Any, out_dir: str | Path, device: Any, wall_seconds: float,
+def run_metadata(out_dir: str | Path, device: Any, wall_seconds: float, reproduce: list[str] | None = None,
                  cell_seconds: float | None = None) -> dict[str, Any]:
+    """The "Run" table of a report (see the module docstring). reproduce: the command (argv list) that
+    makes the report again (default: `synthsae run <out>/recipe.toml`, for recipes); cell_seconds:
+    the summed time of the cells, over every invocation of a resumed run."""
     import torch
 
     import synthsae
@@ -65,6 +68,8 @@ def run_metadata(name: str, config: Any, out_dir: str | Path, device: Any, wall_
     }
     if cell_seconds is not None:
         meta["cell time (sum over cells, all invocations)"] = f"{cell_seconds:.1f} s"
+    if reproduce is None:
+        reproduce = ["synthsae", "run", str(out / RECIPE_TOML), "--out", str(out) + "-rerun", "--device", dev]
     meta.update({
         "synthsae version": getattr(synthsae, "__version__", "unknown"),
         "git commit": git_commit(),
@@ -73,7 +78,16 @@ def run_metadata(name: str, config: Any, out_dir: str | Path, device: Any, wall_
         "device": dev,
         "threads (torch intra-op)": str(torch.get_num_threads()),
         "invoked as": _invocation(),
-        "reproduce": shlex.join(["synthsae", "run", str(out / RECIPE_TOML), "--out", str(out) + "-rerun",
-                                 "--device", dev]),
+        "reproduce": shlex.join(reproduce),
     })
     return meta
+
+
+def metadata_markdown(meta: dict[str, Any]) -> list[str]:
+    """The "## Run" section of a report.md, as lines."""
+    from synthsae import tables
+
+    lines = ["## Run", "", "| | |", "|---|---|"]
+    lines += [f"| {tables.md(str(k))} | {tables.md(v if isinstance(v, str) else tables.fmt(v))} |"
+              for k, v in meta.items()]
+    return lines + [""]
