@@ -10,7 +10,7 @@ from pathlib import Path
 
 import synthsae
 
-ORDER = ["world", "solvers", "sae", "metrics", "experiments", "cli"]
+ORDER = ["world", "solvers", "sae", "metrics", "experiments", "bench", "cli"]
 ROOT = Path(synthsae.__file__).resolve().parent
 
 

@@ -49,6 +49,7 @@ from synthsae.errors import require
 from synthsae.experiments.recipes import _common as C
 from synthsae.experiments.recipes.base import Cell, CellResult, Check, RecipeResult, register_grid_recipe, verdict
 from synthsae.plots import new_figure
+from synthsae.published import SYNTHSAEBENCH
 from synthsae.world import World
 from synthsae.world.hierarchy import HierarchyConfig
 from synthsae.world.presets import preset_config
@@ -57,18 +58,7 @@ SOURCE = "SynthSAEBench, arXiv 2602.14687 (16k features x 768 dims; SAE width 40
 # The L0 = 25 F1 / MCC of the two architectures the recipe started with (kept for reference).
 PUBLISHED = {"matryoshka": {"f1": 0.879, "mcc": 0.793}, "batchtopk": {"f1": 0.732, "mcc": 0.757}}
 # Both published tables (mean over 5 seeds, std <= 0.007): L0 -> architecture -> metric -> value.
-PUBLISHED_TABLES = {
-    25: {"batchtopk": {"f1": 0.7316, "mcc": 0.7574, "uniqueness": 0.9837, "ev": 0.7923},
-         "matryoshka": {"f1": 0.8793, "mcc": 0.7927, "uniqueness": 0.9987, "ev": 0.7792},
-         "matching_pursuit": {"f1": 0.4464, "mcc": 0.6930, "uniqueness": 0.8281, "ev": 0.8351},
-         "relu_l1": {"f1": 0.5562, "mcc": 0.6039, "uniqueness": 0.8976, "ev": 0.7654},
-         "jumprelu": {"f1": 0.7317, "mcc": 0.7527, "uniqueness": 0.9885, "ev": 0.7951}},
-    20: {"batchtopk": {"f1": 0.8183, "mcc": 0.7526, "uniqueness": 0.9760, "ev": 0.7889},
-         "matryoshka": {"f1": 0.8601, "mcc": 0.7455, "uniqueness": 0.9874, "ev": 0.7699},
-         "matching_pursuit": {"f1": 0.4439, "mcc": 0.6748, "uniqueness": 0.7552, "ev": 0.8267},
-         "relu_l1": {"f1": 0.5777, "mcc": 0.5834, "uniqueness": 0.8528, "ev": 0.7501},
-         "jumprelu": {"f1": 0.8241, "mcc": 0.7434, "uniqueness": 0.9781, "ev": 0.7906}},
-}
+PUBLISHED_TABLES = SYNTHSAEBENCH
 ARCHITECTURES = ("batchtopk", "matryoshka", "jumprelu", "relu_l1", "matching_pursuit")
 METRIC_KEYS = {"f1": "classification.f1_score", "mcc": "recovery.mcc", "uniqueness": "recovery.uniqueness",
                "ev": "reconstruction.explained_variance"}
