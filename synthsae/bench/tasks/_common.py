@@ -7,6 +7,11 @@ import torch
 
 from synthsae.bench.task import Metric
 
+# Training samples per SAE at the lite tier (2,400 steps of 256). Measured alone on 2 idle cores
+# (benchmarks/README.md, 2026-12-02): the whole lite tier takes 7 min and 134 of its 144 SAEs pass the
+# convergence diagnostic; at half this budget it took 4 min but only 99 of 144 converged.
+LITE_SAMPLES = 256 * 2400
+
 # task key -> synthsae.evaluate key
 STANDARD = {
     "f1": "classification.f1_score",

@@ -70,7 +70,7 @@ class Absorption(BenchTask):
                             magnitudes=Uniform(low=0.5, high=1.5))
         if tier == "micro":
             return Scale(world, m, 3, 256 * 12, 256, 3e-3, 1024)
-        return Scale(world, m, 6, 256 * 1200, 256, 3e-3, 8192)
+        return Scale(world, m, 6, C.LITE_SAMPLES, 256, 3e-3, 8192)
 
     def measure(self, sae, world, scale, seed):
         raw = C.evaluate(sae, world, scale.eval_n, seed, families=("reconstruction", "recovery", "absorption"))

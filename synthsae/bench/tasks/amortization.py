@@ -49,7 +49,7 @@ class Amortization(BenchTask):
                             firing=Zipf(exponent=1.0, max_p=0.25, min_p=0.02), magnitudes=Uniform(low=0.5, high=1.5))
         if tier == "micro":
             return Scale(world, m, 2, 256 * 12, 256, 3e-3, 1024)
-        return Scale(world, m, 4, 256 * 1200, 256, 3e-3, 8192)
+        return Scale(world, m, 4, C.LITE_SAMPLES, 256, 3e-3, 8192)
 
     def measure(self, sae, world, scale, seed):
         from synthsae.metrics.amortization import amortization_gap

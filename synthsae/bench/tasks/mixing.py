@@ -47,7 +47,7 @@ class Mixing(BenchTask):
         world = WorldConfig(d=d, m=m, dictionary=Gaussian(), firing=Constant(p=p), magnitudes=Uniform(low=0.5, high=1.5))
         if tier == "micro":
             return Scale(world, m, 3, 256 * 12, 256, 3e-3, 1024)
-        return Scale(world, m, 4, 256 * 1200, 256, 3e-3, 8192, extra_k=(8,),
+        return Scale(world, m, 4, C.LITE_SAMPLES, 256, 3e-3, 8192, extra_k=(8,),
                      note="True L0 ≈ 12.2: k = 4 and k = 8 are a third and two thirds of it.")
 
     def measure(self, sae, world, scale, seed):
