@@ -17,6 +17,7 @@ from typing import Any
 
 from synthsae import stats, tables
 from synthsae.bench.task import TASKS
+from synthsae.sae.train import TrainSettings
 
 CONVERGENCE_KEYS = ("converged", "collapsed", "probe_ev_change", "probe_recovery_change", "probe_l0")
 
@@ -180,8 +181,9 @@ def _convergence_line(board) -> str:
         else:
             bad.append(f"{r['task']}/k{r['k']}/{r['sae']}/seed {r['seed']}"
                        + (" (collapsed)" if r.get("collapsed") == 1.0 else ""))
-    text = (f"Convergence (the trainer's diagnostic: relative change of probe EV and recovery over the last fifth "
-            f"below 2%, EV > 0): {conv} of {total} trained SAEs converged.")
+    text = (f"Convergence (the trainer's diagnostic: probe EV and recovery changed by less than "
+            f"{TrainSettings.converged_tol:g} over the last doubling of training, EV > 0): {conv} of {total} trained "
+            "SAEs converged.")
     if bad:
         text += " Not converged: " + ", ".join(bad[:20]) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "") + \
             (". Their numbers are shown but are less trustworthy: rerun with a larger training budget, e.g. "

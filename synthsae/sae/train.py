@@ -131,7 +131,8 @@ class TrainSettings(Config):
         check); see the module docstring.
     probe_samples: size of the held-out convergence probe set (None = n_samples / 20 clipped to
         [512, 4096]). probe_evals: evaluations of it, evenly spaced, the last at the end (0 = no
-        convergence diagnostic). converged_tol: the convergence criterion (`synthsae.sae.convergence`).
+        convergence diagnostic). converged_tol: the convergence criterion, the largest change of probe EV
+        and recovery over the last doubling of training (`synthsae.sae.convergence`).
     """
 
     error_label = "train"  # errors name fields as in the [train] table: train.lr = ...
@@ -155,7 +156,7 @@ class TrainSettings(Config):
     divergence_ev: float | None = -1.0
     probe_samples: int | None = None
     probe_evals: int = 10
-    converged_tol: float = 0.02
+    converged_tol: float = 0.01
 
     def validate(self) -> None:
         p = "train"
@@ -204,7 +205,7 @@ class TrainSettings(Config):
         real("divergence_ev", lambda v: v <= 0, "an EV threshold <= 0, e.g. -1 (or None: no check)", optional=True)
         integer("probe_samples", 2, optional=True, hint=" (or None: automatic)")
         integer("probe_evals", 0, hint=" (0: no convergence diagnostic)")
-        real("converged_tol", lambda v: 0 < v < 1, "a relative change in (0, 1), e.g. 0.02")
+        real("converged_tol", lambda v: 0 < v < 1, "an absolute change of EV / recovery in (0, 1), e.g. 0.01")
 
     @property
     def n_steps(self) -> int:

@@ -5,12 +5,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from synthsae.bench.task import Metric
+from synthsae.bench.task import Metric, Scale
 
 # Training samples per SAE at the lite tier (2,400 steps of 256). Measured alone on 2 idle cores
 # (benchmarks/README.md, 2026-12-02): the whole lite tier takes 7 min and 134 of its 144 SAEs pass the
 # convergence diagnostic; at half this budget it took 4 min but only 99 of 144 converged.
 LITE_SAMPLES = 256 * 2400
+# Adam's lr at the lite tier: at 2,400 steps, 1e-2 gave a higher MCC than 3e-3 for 29 of 35 (task,
+# SAE) pairs (seed 0, benchmarks/README.md, 2026-12-02). BatchTopK-style inference thresholds are an
+# EMA started at the untrained first batch; at 0.999 (time constant 1,000 steps) a 2,400-step run still
+# carries that start and fires 10-40% below k at inference, so the lite tier uses 0.99 (SAELens's
+# threshold rate, 0.01).
+LITE_LR = 1e-2
+LITE_HYPER = {"batchtopk": {"threshold_beta": 0.99}, "matryoshka": {"threshold_beta": 0.99}}
+
+def lite(world, m: int, k: int, **options) -> Scale:
+    """A task's lite-tier `Scale`: `LITE_SAMPLES` in batches of 256 at `LITE_LR`, `LITE_HYPER`, scored on
+    8,192 fresh samples; options: the other `Scale` fields (note, extra_k)."""
+    return Scale(world, m, k, LITE_SAMPLES, 256, LITE_LR, 8192, hyper=LITE_HYPER, **options)
+
 
 # task key -> synthsae.evaluate key
 STANDARD = {

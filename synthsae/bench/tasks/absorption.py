@@ -13,7 +13,6 @@ parent latent is silenced whenever the child is on)."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from synthsae.bench.task import BenchTask, Metric, Scale, register_task
 from synthsae.bench.tasks import _common as C
@@ -70,7 +69,7 @@ class Absorption(BenchTask):
                             magnitudes=Uniform(low=0.5, high=1.5))
         if tier == "micro":
             return Scale(world, m, 3, 256 * 12, 256, 3e-3, 1024)
-        return Scale(world, m, 6, C.LITE_SAMPLES, 256, 3e-3, 8192)
+        return C.lite(world, m, 6)
 
     def measure(self, sae, world, scale, seed):
         raw = C.evaluate(sae, world, scale.eval_n, seed, families=("reconstruction", "recovery", "absorption"))

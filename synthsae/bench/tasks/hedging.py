@@ -67,7 +67,7 @@ class Hedging(BenchTask):
                             magnitudes=Uniform(low=0.5, high=1.5))
         if tier == "micro":
             return Scale(world, m // 2, 3, 256 * 12, 256, 3e-3, 1024)
-        return Scale(world, m // 2, 6, C.LITE_SAMPLES, 256, 3e-3, 8192)
+        return C.lite(world, m // 2, 6)
 
     def measure(self, sae, world, scale, seed):
         out = C.standard(C.evaluate(sae, world, scale.eval_n, seed), ("mcc", "ev", "l0"))

@@ -9,7 +9,6 @@ runs two k (a third and two thirds of the true L0), so the report shows mixing a
 
 from __future__ import annotations
 
-import numpy as np
 
 from synthsae.bench.task import BenchTask, Metric, Scale, register_task
 from synthsae.bench.tasks import _common as C
@@ -47,7 +46,7 @@ class Mixing(BenchTask):
         world = WorldConfig(d=d, m=m, dictionary=Gaussian(), firing=Constant(p=p), magnitudes=Uniform(low=0.5, high=1.5))
         if tier == "micro":
             return Scale(world, m, 3, 256 * 12, 256, 3e-3, 1024)
-        return Scale(world, m, 4, C.LITE_SAMPLES, 256, 3e-3, 8192, extra_k=(8,),
+        return C.lite(world, m, 4, extra_k=(8,),
                      note="True L0 ≈ 12.2: k = 4 and k = 8 are a third and two thirds of it.")
 
     def measure(self, sae, world, scale, seed):

@@ -42,7 +42,7 @@ class Stability(BenchTask):
                             firing=Constant(p=0.06), magnitudes=Uniform(low=0.5, high=1.5))
         if tier == "micro":
             return Scale(world, m, 3, 256 * 12, 256, 3e-3, 1024)
-        return Scale(world, m, 6, C.LITE_SAMPLES, 256, 3e-3, 8192)
+        return C.lite(world, m, 6)
 
     def measure(self, sae, world, scale, seed):
         from synthsae.metrics.subspaces import group_subspace_recovery

@@ -55,7 +55,7 @@ class SynthSAEBench(BenchTask):
             scale_children_by_parent=True))
         if tier == "micro":
             return Scale(world, m, 3, 256 * 12, 256, 3e-3, 1024)
-        return Scale(world, m, 6, C.LITE_SAMPLES, 256, 3e-3, 8192,
+        return C.lite(world, m, 6,
                      note="SynthSAEBench-16k's law scaled down (d 32, m 128, forest 4 x 3 x 2); not the published scale")
 
     def measure(self, sae, world, scale, seed):

@@ -249,7 +249,7 @@ def _conclude(config: E2EConfig, results: list[CellResult]) -> RecipeResult:
         + ". Reported without a verdict: the claim makes no prediction about their direction.")),
         ("Convergence", (
             "A check is inconclusive when a base SAE did not converge (held-out EV or recovery still changing by "
-            ">= 2% over the last fifth of training) or collapsed (EV <= 0): see the `convergence` table. The "
+            f">= {C.CONVERGED_TOL:g} over the last doubling of training) or collapsed (EV <= 0): see the `convergence` table. The "
             "fine-tunes are short by design; their diagnostic is reported (`finetune.*`) but does not gate the checks."))]
     return RecipeResult("e2e_finetune", cfg, claim, measured, verdict(checks), metrics,
                         {"saes": saes, "summary": summary, "convergence": convergence}, figures, sections, checks)

@@ -19,7 +19,7 @@ class Amortization(Family):
         MetricKey("amortization.objective_gap", "mean P(z_sae) - P(z*) of the elastic-net objective", AMO),
         MetricKey("amortization.relative_objective_gap", "mean (P(z_sae) - P(z*)) / P(z*)", AMO),
         MetricKey("amortization.support_f1", "mean per-sample F1 of supp z_sae against supp z*", AMO),
-        MetricKey("amortization.code_error", "mean ||z_sae - z*|| / ||z*||", AMO),
+        MetricKey("amortization.code_error", "pooled sqrt(sum ||z_sae - z*||^2 / sum ||z*||^2)", AMO),
         MetricKey("amortization.certified_fraction", "share of exact codes whose certificate passed", AMO),
         MetricKey("lipschitz.exact_bound", "min(||W_dec||_2 / l2, 1 / (2 sqrt(l2))), bound for the exact map", LIP),
         MetricKey("lipschitz.exact_near_max", "max ||z*(x) - z*(x')|| / ||x - x'|| over nearby pairs", LIP),
