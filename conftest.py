@@ -1,4 +1,5 @@
-"""Shared pytest set-up: hypothesis profiles and the GPU marker."""
+"""Shared pytest set-up (for tests/ and benchmarks/): hypothesis profiles, the GPU marker and a
+fake libc for the malloc tests."""
 
 import os
 
@@ -30,3 +31,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+class FakeLibc:
+    """Records mallopt / malloc_trim calls instead of making them."""
+
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, param, value):
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("malloc_trim", pad))
+        return 1
+
+
+@pytest.fixture
+def fake_libc(monkeypatch):
+    """synthsae._malloc talks to a `FakeLibc` instead of glibc (tests/ and benchmarks/test_malloc.py)."""
+    from synthsae import _malloc  # imported here: most test sessions never need it
+
+    libc = FakeLibc()
+    monkeypatch.setattr(_malloc, "_glibc", lambda: libc)
+    return libc

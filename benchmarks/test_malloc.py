@@ -22,59 +22,38 @@ from synthsae import _malloc
 
 ROOT = Path(__file__).resolve().parents[1]
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+# `fake_libc` (records the calls instead of making them): a fixture of the repository's conftest.py
 
 
-class FakeLibc:
-    """Records mallopt / malloc_trim calls instead of making them."""
-
-    def __init__(self):
-        self.calls = []
-
-    def mallopt(self, param, value):
-        self.calls.append(("mallopt", param, value))
-        return 1
-
-    def malloc_trim(self, pad):
-        self.calls.append(("malloc_trim", pad))
-        return 1
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    libc = FakeLibc()
-    monkeypatch.setattr(_malloc, "_glibc", lambda: libc)
-    return libc
-
-
-def test_the_scope_sets_on_entry_and_restores_on_exit(fake):
+def test_the_scope_sets_on_entry_and_restores_on_exit(fake_libc):
     """Outermost scope: no separate maps and a 1 GiB trim threshold; nested scopes change nothing;
     leaving: glibc's defaults again and the kept memory trimmed."""
     with _malloc.reuse_freed_memory() as applied:
         assert applied
-        assert fake.calls == [("mallopt", _malloc.M_MMAP_MAX, 0),
-                              ("mallopt", _malloc.M_TRIM_THRESHOLD, _malloc.SCOPE_TRIM_THRESHOLD)]
+        assert fake_libc.calls == [("mallopt", _malloc.M_MMAP_MAX, 0),
+                                   ("mallopt", _malloc.M_TRIM_THRESHOLD, _malloc.SCOPE_TRIM_THRESHOLD)]
         with _malloc.reuse_freed_memory("cpu"):
             pass
-        assert len(fake.calls) == 2
-    assert fake.calls[2:] == [("mallopt", _malloc.M_MMAP_MAX, _malloc.DEFAULT_MMAP_MAX),
-                              ("mallopt", _malloc.M_TRIM_THRESHOLD, _malloc.DEFAULT_TRIM_THRESHOLD),
-                              ("malloc_trim", 0)]
+        assert len(fake_libc.calls) == 2
+    assert fake_libc.calls[2:] == [("mallopt", _malloc.M_MMAP_MAX, _malloc.DEFAULT_MMAP_MAX),
+                                   ("mallopt", _malloc.M_TRIM_THRESHOLD, _malloc.DEFAULT_TRIM_THRESHOLD),
+                                   ("malloc_trim", 0)]
 
 
-def test_the_scope_restores_after_an_error_and_works_as_a_decorator(fake):
+def test_the_scope_restores_after_an_error_and_works_as_a_decorator(fake_libc):
     @_malloc.reuse_freed_memory()
     def boom():
         raise RuntimeError("inside")
 
     with pytest.raises(RuntimeError, match="inside"):
         boom()
-    assert [c[0] for c in fake.calls] == ["mallopt", "mallopt", "mallopt", "mallopt", "malloc_trim"]
+    assert [c[0] for c in fake_libc.calls] == ["mallopt", "mallopt", "mallopt", "mallopt", "malloc_trim"]
 
 
-def test_nothing_changes_for_a_gpu_device(fake):
+def test_nothing_changes_for_a_gpu_device(fake_libc):
     with _malloc.reuse_freed_memory(torch.device("cuda", 0)) as applied:
         assert not applied
-    assert fake.calls == []
+    assert fake_libc.calls == []
 
 
 def run(script: str, **env_changes) -> dict:

@@ -34,7 +34,7 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 import tomli_w
 
@@ -150,73 +150,17 @@ def _drop_none(value: Any) -> Any:
 
 
 def _from_plain(value: Any, hint: Any, path: str) -> Any:
-    """Convert a plain value to the annotated type, or fail naming `path`."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        members = typing.get_args(hint)
-        if value is None:
-            if type(None) in members:
-                return None
-            fail(path, value, "this field may not be None", _describe(hint))
-        errors = []
-        for member in members:
-            if member is type(None):
-                continue
-            try:
-                return _from_plain(value, member, path)
-            except (TypeError, ValueError) as err:
-                errors.append(str(err))
-        if len(errors) == 1:
-            raise ConfigError(errors[0])
-        fail(path, value, "it matches none of the allowed types", _describe(hint))
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            fail(path, value, "expected a list", _describe(hint))
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_from_plain(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
-        if len(args) != len(value):
-            fail(path, value, f"expected {len(args)} items", _describe(hint))
-        return tuple(_from_plain(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is typing.Literal:
-        if value not in typing.get_args(hint):
-            fail(path, value, "not an allowed value", " or ".join(map(repr, typing.get_args(hint))))
-        return value
-    if isinstance(hint, type) and issubclass(hint, Config):
-        if isinstance(value, hint):
-            return value
-        return hint.from_dict(value, path=path)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            fail(path, value, "expected a number", "a float")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            fail(path, value, "expected an integer", "an int")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            fail(path, value, "expected a boolean", "true or false")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            fail(path, value, "expected a string", "a str")
-        return value
-    return value  # Any, dict, ...: taken as is
+    """Convert a plain value (from TOML, JSON or a dict) to the annotated type, or fail naming `path`."""
+    return _coerce(value, hint, path, load=True)
 
 
 def _describe(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
-# ---- field types at construction --------------------------------------------------------------------
+# ---- field types: converted when loading, checked at construction ---------------------------------
 class _Mismatch(Exception):
     """A value that does not match its annotation: args (sub-path such as "[1]", value, why)."""
-
-
-_NO_CHANGE = object()
 
 
 @functools.lru_cache(maxsize=None)
@@ -241,85 +185,125 @@ def check_field_types(config: "Config | dict[str, Any]", cls: type | None = None
         else:
             value = getattr(config, name)
         try:
-            converted = _check_type(value, hint, nonfinite)
+            converted = _coerce(value, hint, "", load=False, nonfinite=nonfinite)
         except _Mismatch as err:
             sub, bad, why = err.args
             fail(f"{label or default_label}.{name}{sub}", bad, why, _expected(hint, nonfinite))
-        if converted is not _NO_CHANGE:
+        if converted is not value:
             if isinstance(config, dict):
                 config[name] = converted
             else:
                 object.__setattr__(config, name, converted)
 
 
-def _check_type(value: Any, hint: Any, nonfinite: bool, sub: str = "") -> Any:
-    """_NO_CHANGE if `value` matches `hint` as is, the converted value if it matches after a lossless
-    conversion (numpy scalar -> builtin, list -> tuple); raise `_Mismatch(sub, value, why)` otherwise."""
+def _coerce(value: Any, hint: Any, where: str, *, load: bool, nonfinite: bool = False) -> Any:
+    """Match `value` to the annotation `hint` and return what to store: the one walk over annotations
+    behind both loading (`from_dict`, load=True) and the constructor's check (`check_field_types`).
+
+    Conventions:
+    - Returns `value` itself when it matches as is, else a converted value: a list becomes a tuple and
+      a numpy scalar a builtin; loading also stores a float field's int as a float, an int field's whole
+      float as an int and a nested config's table as that config.
+    - Loading takes only the builtin types TOML and JSON produce. It fails at once (`ConfigError`),
+      naming `where`, the full key path ("world.firing.exponent"), and what this annotation expects.
+      It leaves NaN / inf to `check_field_types`, which `from_dict` runs afterwards.
+    - Checking also takes numpy scalars and refuses NaN / inf unless `nonfinite`. It raises
+      `_Mismatch(where, value, why)`, `where` being the sub-path below the field ("", "[1]", "[1][0]"):
+      `check_field_types` names the field and what the whole field expects.
+    - The two modes word their reasons differently; the wordings are part of the messages users see.
+    """
+
+    def reject(why: str, expected: str) -> NoReturn:
+        # `expected` describes this annotation; only loading's messages use it (see above).
+        if load:
+            fail(where, value, why, expected)
+        raise _Mismatch(where, value, why)
+
+    def wrong_type(needed: str, expected: str) -> NoReturn:
+        reject(f"expected {needed}" if load else f"a {type(value).__name__} where {needed} is needed", expected)
+
     if hint is Any or hint is object:
-        return _NO_CHANGE
+        return value
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         members = typing.get_args(hint)
         if value is None:
             if type(None) in members:
-                return _NO_CHANGE
-            raise _Mismatch(sub, value, "this field may not be None")
-        specific = None  # a reason from inside a member (an item of a tuple, a NaN float) beats "wrong type"
+                return None
+            reject("this field may not be None", _describe(hint))
+        # Loading also sees a nested config's own errors (from_dict, validate) as a member's failure.
+        failed_member = (TypeError, ValueError) if load else _Mismatch
+        failures: list[Exception] = []
         for member in members:
             if member is type(None):
                 continue
             try:
-                return _check_type(value, member, nonfinite, sub)
-            except _Mismatch as err:
-                if specific is None and (err.args[0] != sub or "finite" in err.args[2]):
-                    specific = err
-        raise specific or _Mismatch(sub, value, f"a {type(value).__name__} matches none of the allowed types")
+                return _coerce(value, member, where, load=load, nonfinite=nonfinite)
+            except failed_member as err:
+                failures.append(err)
+        if load:
+            if len(failures) == 1:  # `X | None`: X's own message says more than "none of the types"
+                raise ConfigError(str(failures[0]))
+            fail(where, value, "it matches none of the allowed types", _describe(hint))
+        # A reason from inside a member (an item of a tuple, a NaN float) beats "wrong type".
+        specific = next((err for err in failures if err.args[0] != where or "finite" in err.args[2]), None)
+        raise specific or _Mismatch(where, value, f"a {type(value).__name__} matches none of the allowed types")
     if origin is typing.Literal:
         allowed = typing.get_args(hint)
-        if not any(value == a and type(value) is type(a) for a in allowed):
-            raise _Mismatch(sub, value, "not one of the allowed values")
-        return _NO_CHANGE
+        # Checking also compares types, so that True does not pass for 1.
+        if not (value in allowed if load else any(value == a and type(value) is type(a) for a in allowed)):
+            reject("not an allowed value" if load else "not one of the allowed values",
+                   " or ".join(map(repr, allowed)))
+        return value
     if origin is tuple:
         if not isinstance(value, (tuple, list)):
-            raise _Mismatch(sub, value, f"a {type(value).__name__} where a sequence is needed")
+            reject("expected a list" if load else f"a {type(value).__name__} where a sequence is needed",
+                   _describe(hint))
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
             args = (args[0],) * len(value)
         elif len(args) != len(value):
-            raise _Mismatch(sub, value, f"{len(value)} items where {len(args)} are needed")
-        items, changed = [], isinstance(value, list)
-        for i, (item, arg) in enumerate(zip(value, args)):
-            new = _check_type(item, arg, nonfinite, f"{sub}[{i}]")
-            changed |= new is not _NO_CHANGE
-            items.append(item if new is _NO_CHANGE else new)
-        return tuple(items) if changed else _NO_CHANGE
+            reject(f"expected {len(args)} items" if load else f"{len(value)} items where {len(args)} are needed",
+                   _describe(hint))
+        items = tuple(_coerce(item, arg, f"{where}[{i}]", load=load, nonfinite=nonfinite)
+                      for i, (item, arg) in enumerate(zip(value, args)))
+        # The same tuple back when nothing changed, so that check_field_types stores nothing.
+        return value if isinstance(value, tuple) and all(new is old for new, old in zip(items, value)) else items
     if origin in (dict, collections.abc.Mapping) or hint is dict:
-        if not isinstance(value, collections.abc.Mapping):
-            raise _Mismatch(sub, value, f"a {type(value).__name__} where a table/dict is needed")
-        return _NO_CHANGE
+        if not load and not isinstance(value, collections.abc.Mapping):
+            raise _Mismatch(where, value, f"a {type(value).__name__} where a table/dict is needed")
+        return value
+    bools = (bool, *_np_bool())  # a bool (numpy's too) is never a number here
     if hint is bool:
-        if not isinstance(value, (bool, _np_bool())):
-            raise _Mismatch(sub, value, f"a {type(value).__name__} where a boolean is needed")
-        return _NO_CHANGE if isinstance(value, bool) else bool(value)
+        if not isinstance(value, bool if load else bools):
+            wrong_type("a boolean", "true or false")
+        return bool(value)
     if hint is int:
-        if isinstance(value, (bool, _np_bool())) or not isinstance(value, numbers.Integral):
-            raise _Mismatch(sub, value, f"a {type(value).__name__} where an integer is needed")
-        return _NO_CHANGE if type(value) is int else int(value)
+        if load and isinstance(value, float) and value.is_integer():
+            return int(value)  # a file may write a whole number as 3.0
+        if isinstance(value, bools) or not isinstance(value, int if load else numbers.Integral):
+            wrong_type("an integer", "an int")
+        return value if load or type(value) is int else int(value)
     if hint is float:
-        if isinstance(value, (bool, _np_bool())) or not isinstance(value, numbers.Real):
-            raise _Mismatch(sub, value, f"a {type(value).__name__} where a number is needed")
+        if isinstance(value, bools) or not isinstance(value, (int, float) if load else numbers.Real):
+            wrong_type("a number", "a float")
+        if load:
+            return float(value)  # NaN / inf: refused by the check_field_types that follows
         if not nonfinite and not math.isfinite(value):
-            raise _Mismatch(sub, value, "the value must be finite (NaN and inf are not allowed here)")
-        return _NO_CHANGE if type(value) in (int, float) else float(value)
+            raise _Mismatch(where, value, "the value must be finite (NaN and inf are not allowed here)")
+        return value if type(value) in (int, float) else float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise _Mismatch(sub, value, f"a {type(value).__name__} where a string is needed")
-        return _NO_CHANGE
-    if isinstance(hint, type):
-        if not isinstance(value, hint):
-            raise _Mismatch(sub, value, f"a {type(value).__name__} where a {hint.__name__} is needed")
-        return _NO_CHANGE
-    return _NO_CHANGE  # other annotations (callables, generics): checked by validate(), if at all
+            wrong_type("a string", "a str")
+        return value
+    if isinstance(hint, type) and not isinstance(value, hint):
+        if not load:
+            raise _Mismatch(where, value, f"a {type(value).__name__} where a {hint.__name__} is needed")
+        if issubclass(hint, Config):
+            return hint.from_dict(value, path=where)  # a table of the nested config's fields
+    # Loading takes other classes as is (the constructor's check follows); annotations that are not
+    # classes (callables, generics) are checked by validate(), if at all.
+    return value
 
 
 @functools.lru_cache(maxsize=1)

@@ -6,36 +6,16 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 import torch
 
 import synthsae
-from synthsae import _malloc
 from synthsae.sae import make
 from synthsae.solvers import sparse_code
 
-
-class RecordingLibc:
-    def __init__(self):
-        self.calls = []
-
-    def mallopt(self, param, value):
-        self.calls.append((param, value))
-        return 1
-
-    def malloc_trim(self, pad):
-        self.calls.append(("trim", pad))
-        return 1
+# `fake_libc` (records the calls instead of making them): a fixture of the repository's conftest.py
 
 
-@pytest.fixture
-def libc(monkeypatch):
-    fake = RecordingLibc()
-    monkeypatch.setattr(_malloc, "_glibc", lambda: fake)
-    return fake
-
-
-def test_sparse_code_and_sae_steps_leave_malloc_alone(libc):
+def test_sparse_code_and_sae_steps_leave_malloc_alone(fake_libc):
     g = torch.Generator().manual_seed(0)
     D = torch.nn.functional.normalize(torch.randn(16, 8, generator=g), dim=1)
     X = torch.randn(21, 8, generator=g)
@@ -44,14 +24,14 @@ def test_sparse_code_and_sae_steps_leave_malloc_alone(libc):
     for on in (False, True):
         sae = make("relu_l1", 8, 32, sparse_kernels=on)
         sae.loss(X.float())["total"].backward()
-    assert libc.calls == []
+    assert fake_libc.calls == []
 
 
-def test_the_user_opt_in_is_what_changes_them(libc):
+def test_the_user_opt_in_is_what_changes_them(fake_libc):
     """The same recorder sees the opt-in (so the test above can fail)."""
     with synthsae.reuse_freed_memory():
         pass
-    assert libc.calls and libc.calls[-1] == ("trim", 0)
+    assert fake_libc.calls and fake_libc.calls[-1] == ("malloc_trim", 0)
 
 
 
