@@ -7,17 +7,17 @@ import torch
 
 from synthsae.bench.task import Metric, Scale
 
-# Training samples per SAE at the lite tier (2,400 steps of 256). Measured alone on 2 idle cores
-# (benchmarks/README.md, 2026-12-02): the whole lite tier takes 7 min and 134 of its 144 SAEs pass the
-# convergence diagnostic; at half this budget it took 4 min but only 99 of 144 converged.
+# Training samples per SAE at the lite tier (2,400 steps of 256): the whole lite tier then takes about
+# 7 min on 2 idle cores (benchmarks/README.md, 2026-12-02), half the issue's 15-minute limit.
 LITE_SAMPLES = 256 * 2400
-# Adam's lr at the lite tier: at 2,400 steps, 1e-2 gave a higher MCC than 3e-3 for 29 of 35 (task,
+# Adam's lr at the lite tier: at 2,400 steps, 1e-2 gave a higher MCC than 3e-3 for 32 of 35 (task,
 # SAE) pairs (seed 0, benchmarks/README.md, 2026-12-02). BatchTopK-style inference thresholds are an
 # EMA started at the untrained first batch; at 0.999 (time constant 1,000 steps) a 2,400-step run still
 # carries that start and fires 10-40% below k at inference, so the lite tier uses 0.99 (SAELens's
 # threshold rate, 0.01).
 LITE_LR = 1e-2
 LITE_HYPER = {"batchtopk": {"threshold_beta": 0.99}, "matryoshka": {"threshold_beta": 0.99}}
+
 
 def lite(world, m: int, k: int, **options) -> Scale:
     """A task's lite-tier `Scale`: `LITE_SAMPLES` in batches of 256 at `LITE_LR`, `LITE_HYPER`, scored on
