@@ -21,8 +21,8 @@ from synthsae.errors import fail, require
 from synthsae.metrics import Report, evaluate
 from synthsae.plots import label_axes, new_figure
 from synthsae.sae import SAE, TrainHistory, make, train
-from synthsae.sae.train import TrainSettings
 from synthsae.sae.base import SAE_CONFIGS
+from synthsae.sae.train import TrainSettings
 from synthsae.world import World
 from synthsae.world.presets import PRESETS
 
@@ -442,9 +442,9 @@ CONVERGENCE_KEYS = ("converged", "collapsed", "probe_ev", "probe_l0", "ev_change
 
 def convergence_row(history: TrainHistory, prefix: str = "") -> dict[str, Any]:
     """The convergence diagnostic of one training run as row entries (`<prefix>converged`,
-    `collapsed`, `probe_ev`, `probe_l0` (final measured L0), `ev_change`, `recovery_change` (relative
-    changes over the last doubling of training), `steps`). Every cell that trains an SAE puts this in its row (one
-    prefix per SAE when it trains several)."""
+    `collapsed`, `probe_ev`, `probe_l0` (final measured L0), `ev_change`, `recovery_change` (absolute
+    changes over the last doubling of training), `steps`). Every cell that trains an SAE puts this in
+    its row (one prefix per SAE when it trains several)."""
     c = history.convergence_result()
     if c is None:
         vals = {"converged": False, "collapsed": False, "probe_ev": float("nan"), "probe_l0": float("nan"),

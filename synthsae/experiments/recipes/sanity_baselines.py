@@ -5,8 +5,9 @@ encoder -- with the recovery rate of the true features next to explained varianc
 All four are the same TopK SAE (`topk`, `frozen_decoder`, `soft_frozen_decoder`,
 `frozen_encoder`: see synthsae/sae/frozen.py) with the same k (so the same L0), width, data and
 steps, trained at two budgets (x1 and x4 `n_samples`): the headline "few features recovered at high
-EV" depends on the training length (an audit found 7.6% recovery at 1M samples and 51% at 4M for
-the same SAE), so the report gives the verdict at both and says whether it changed.
+EV" depends on the training length and the learning rate (an audit found 7.6% recovery at 1M samples
+and 51% at 4M for the same SAE at lr 1e-3; at the default lr 1e-2, 55% at 1M and 58% at 4M), so the
+report gives the verdict at both budgets and says whether it changed.
 
 Checks (per budget; the verdict is the largest budget's, the other's are sub-claims), each on
 per-seed values with the 2-SE rule of `synthsae.stats`:
