@@ -25,21 +25,15 @@ MAIN = ("relu_l1", "topk", "batchtopk", "jumprelu", "matryoshka")
 
 def trajectory(task_name: str, label: str, budget: float, seed: int) -> dict:
     """Train one bench SAE at `budget` x the lite samples; its probe trajectory and task metrics."""
-    from synthsae.bench.runner import DEFAULT_HYPER, all_tasks, resolve, scale_of
+    from synthsae.bench.runner import all_tasks, resolve, scale_of, train_sae
     from synthsae.bench.task import TASKS
     from synthsae.experiments.engine import cached_world
-    from synthsae.sae.train import train
 
     all_tasks()
     scale = scale_of(task_name, "lite", budget)
     world = cached_world(scale.world)
-    spec = resolve(label)
-    sae, kwargs = spec.build(world.d, scale.m, scale.k, seed, **{**DEFAULT_HYPER.get(spec.label, {}),
-                                                                   **scale.hyper.get(spec.label, {})})
-    steps = scale.n_samples // scale.batch_size
     t0 = time.perf_counter()
-    h = train(sae, world, n_samples=scale.n_samples, batch_size=scale.batch_size, lr=scale.lr, seed=seed,
-              lr_decay_steps=int(steps * scale.decay), progress=False, probe_evals=20, **kwargs)
+    sae, h = train_sae(resolve(label), world, scale, scale.k, seed, probe_evals=20)
     sae.eval()
     return {"steps": h.probe_steps, "ev": h.probe_ev, "recovery": h.probe_recovery,
             "row": TASKS.get(task_name).measure(sae, world, scale, seed), "seconds": time.perf_counter() - t0}

@@ -19,20 +19,14 @@ MAIN = ("relu_l1", "topk", "batchtopk", "jumprelu", "matryoshka")
 
 def one(task_name: str, label: str, lr: float, seed: int) -> dict:
     """Train and score one SAE at the task's lite scale with the given lr."""
-    from synthsae.bench.runner import DEFAULT_HYPER, all_tasks, resolve, scale_of
+    from synthsae.bench.runner import all_tasks, resolve, scale_of, train_sae
     from synthsae.bench.task import TASKS
     from synthsae.experiments.engine import cached_world
-    from synthsae.sae.train import train
 
     all_tasks()
     scale = dataclasses.replace(scale_of(task_name, "lite"), lr=lr)
     world = cached_world(scale.world)
-    spec = resolve(label)
-    sae, kwargs = spec.build(world.d, scale.m, scale.k, seed, **{**DEFAULT_HYPER.get(spec.label, {}),
-                                                                   **scale.hyper.get(spec.label, {})})
-    steps = scale.n_samples // scale.batch_size
-    h = train(sae, world, n_samples=scale.n_samples, batch_size=scale.batch_size, lr=lr, seed=seed,
-              lr_decay_steps=int(steps * scale.decay), progress=False, **kwargs)
+    sae, h = train_sae(resolve(label), world, scale, scale.k, seed)
     sae.eval()
     return {"conv": h.convergence, "row": TASKS.get(task_name).measure(sae, world, scale, seed), "target": scale.k}
 

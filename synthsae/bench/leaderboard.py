@@ -52,6 +52,20 @@ class Leaderboard:
             return f"{s.mean:.{digits}f} (n=1)"
         return f"{s.mean:.{digits}f} ± {(s.hi - s.lo) / 2:.{digits}f}"
 
+    def off_target(self, task: str, k: int, sae: str) -> bool:
+        """True when the SAE's mean measured L0 misses the matched L0 k by more than `L0_TOLERANCE`."""
+        s = self.summary(task, k, sae, "l0")
+        return s is not None and abs(s.mean / k - 1) > L0_TOLERANCE
+
+    def unusable(self, task: str, k: int, sae: str) -> str | None:
+        """Why a comparison cannot rest on this SAE's cell (some seed not converged, or L0 off target), or None."""
+        c = self.summary(task, k, sae, "converged")
+        if c is not None and c.mean < 1:
+            return f"{sae} converged in {round(c.mean * c.n)} of {c.n} seeds"
+        if self.off_target(task, k, sae):
+            return f"{sae} at L0 {self.summary(task, k, sae, 'l0').mean:.2f}, not {k}"
+        return None
+
     def tier_of(self, task: str, k: int, metric: str, sae: str) -> int | None:
         for i, names in enumerate(self.rankings.get(task, {}).get(k, {}).get(metric, [])):
             if sae in names:
@@ -102,7 +116,8 @@ def build(rows, tier: str, tasks, saes, meta) -> Leaderboard:
 def _orderings(board: Leaderboard) -> list[dict[str, Any]]:
     """Each published SynthSAEBench relation (A > B, or A ≈ B) between SAEs this bench ran, checked
     on this tier's synthsaebench task with the tie rule: A > B reproduced when A sits in a better
-    tier of `stats.rank` than B; A ≈ B reproduced when they share a tier."""
+    tier of `stats.rank` than B; A ≈ B reproduced when they share a tier. `reproduced` is None
+    (inconclusive, with `why`) when either SAE's cell is `unusable`: not converged or off its L0."""
     if "synthsaebench" not in board.tasks:
         return []
     from synthsae.bench.tasks.synthsaebench import PUBLISHED, PUBLISHED_ORDERINGS
@@ -115,9 +130,11 @@ def _orderings(board: Leaderboard) -> list[dict[str, Any]]:
             continue
         ours = "≈" if ta == tb else (">" if ta < tb else "<")
         sa, sb = board.summary("synthsaebench", k, a, metric), board.summary("synthsaebench", k, b, metric)
+        why = "; ".join(w for w in (board.unusable("synthsaebench", k, a), board.unusable("synthsaebench", k, b)) if w)
         out.append({"metric": metric, "a": a, "b": b, "published": published,
                     "published_values": [PUBLISHED[25][a][metric], PUBLISHED[25][b][metric]],
-                    "ours": ours, "our_values": [sa.mean, sb.mean], "reproduced": ours == published})
+                    "ours": ours, "our_values": [sa.mean, sb.mean],
+                    "reproduced": None if why else ours == published, "why": why})
     return out
 
 
@@ -204,7 +221,7 @@ def _l0_line(board) -> str:
                 if s is None:
                     continue
                 total += 1
-                if abs(s.mean / k - 1) > L0_TOLERANCE:
+                if board.off_target(name, k, sae):
                     off.append(f"{name}/k{k}/{sae} (L0 {s.mean:.2f})")
     text = (f"Matched L0 (measured on fresh samples, tolerance ±{L0_TOLERANCE:.0%}): {total - len(off)} of {total} "
             "SAE cells on target.")
@@ -252,12 +269,14 @@ def _task_section(board, name, figures):
 
 
 def _orderings_section(board):
-    rep = sum(o["reproduced"] for o in board.orderings)
+    rep = sum(o["reproduced"] is True for o in board.orderings)
+    undecided = sum(o["reproduced"] is None for o in board.orderings)
     out = ["## Published SynthSAEBench orderings on this tier", "",
            "Published at L0 = 25 on the 16k world: F1 Matryoshka 0.879 > JumpReLU 0.732 ≈ BatchTopK 0.732 > standard "
            "ℓ1 0.556 > Matching Pursuit 0.446; EV highest for Matching Pursuit (0.835). Ours: the `synthsaebench` "
            f"task of this tier, with the tie rule (a tie when 95% intervals overlap). {rep} of {len(board.orderings)} "
-           "relations reproduced." + (" This tier's world is a scaled-down version: agreement in ordering, not in "
+           "relations reproduced" + (f"; {undecided} inconclusive (an SAE not converged in every seed or off its "
+                                     "L0: the call is shown, not counted)" if undecided else "") + "." + (" This tier's world is a scaled-down version: agreement in ordering, not in "
                                       "value, is what can be checked." if board.tier != "full" else ""), "",
            "| metric | relation | published | ours (means) | our call | reproduced |", "|---|---|---|---|---|---|"]
     if not board.orderings:
@@ -266,8 +285,14 @@ def _orderings_section(board):
     for o in board.orderings:
         out.append(f"| {o['metric']} | {o['a']} {o['published']} {o['b']} | {o['published_values'][0]:.3f} vs "
                    f"{o['published_values'][1]:.3f} | {o['our_values'][0]:.3f} vs {o['our_values'][1]:.3f} | "
-                   f"{o['a']} {o['ours']} {o['b']} | {'yes' if o['reproduced'] else 'no'} |")
+                   f"{o['a']} {o['ours']} {o['b']} | {_reproduced_cell(o)} |")
     return out + [""]
+
+
+def _reproduced_cell(o: dict[str, Any]) -> str:
+    if o["reproduced"] is None:
+        return f"inconclusive ({o['why']})"
+    return "yes" if o["reproduced"] else "no"
 
 
 def _published_section(board):

@@ -115,16 +115,10 @@ def _run_cell(spec: dict[str, Any], folder: Path, inputs, device: str | None, pr
         else:
             row = task.measure(R.random_sae(world, scale.m, k, seed), world, scale, seed)
         return {"row": row, "data": None}
-    from synthsae.sae.train import train
-
     sae_spec = resolve(spec["sae"])
-    hyper = {**DEFAULT_HYPER.get(sae_spec.label, {}), **scale.hyper.get(sae_spec.label, {})}
-    sae, kwargs = sae_spec.build(world.d, scale.m, k, seed, **hyper)
-    steps = scale.n_samples // scale.batch_size
     t0 = time.perf_counter()
-    history = train(sae, world, n_samples=scale.n_samples, batch_size=scale.batch_size, lr=scale.lr, seed=seed,
-                    lr_decay_steps=int(steps * scale.decay), device=dev, progress=False,
-                    checkpoint_dir=folder / "checkpoint", resume=True, checkpoint_every=max(1, steps // 4), **kwargs)
+    sae, history = train_sae(sae_spec, world, scale, k, seed, device=dev, checkpoint_dir=folder / "checkpoint",
+                             resume=True, checkpoint_every=max(1, scale.n_samples // scale.batch_size // 4))
     train_s = time.perf_counter() - t0
     sae.eval()
     sae.save(folder / "model")
@@ -135,6 +129,21 @@ def _run_cell(spec: dict[str, Any], folder: Path, inputs, device: str | None, pr
                 "probe_recovery_change": conv.get("recovery_change", float("nan")),
                 "probe_l0": conv.get("l0", float("nan")), "train_seconds": train_s})
     return {"row": row, "data": {"convergence": conv, "summary": history.summary(), "matched_by": sae_spec.how}}
+
+
+def train_sae(sae_spec, world, scale, k: int, seed: int, **options):
+    """Build `sae_spec` (a `resolve(...)` result) at matched L0 k and train it as the bench does at
+    `scale`: Adam at scale.lr, batches of scale.batch_size, linear lr decay over the last scale.decay
+    of the steps, the variant's default and the scale's hyperparameters. options: more `train`
+    keywords (device, checkpointing, probe_evals, ...). Returns (sae, TrainHistory)."""
+    from synthsae.sae.train import train
+
+    hyper = {**DEFAULT_HYPER.get(sae_spec.label, {}), **scale.hyper.get(sae_spec.label, {})}
+    sae, kwargs = sae_spec.build(world.d, scale.m, k, seed, **hyper)
+    steps = scale.n_samples // scale.batch_size
+    history = train(sae, world, n_samples=scale.n_samples, batch_size=scale.batch_size, lr=scale.lr, seed=seed,
+                    lr_decay_steps=int(steps * scale.decay), progress=False, **{**kwargs, **options})
+    return sae, history
 
 
 RUNNERS.register("bench")(_run_cell)

@@ -38,6 +38,24 @@ def test_orderings_reproduced_and_not():
     assert "relations reproduced" in text and "| no |" in text and "Matched L0" in text
 
 
+def test_an_ordering_on_an_unconverged_or_off_target_sae_is_inconclusive():
+    all_tasks()
+    f1 = {"matryoshka": (0.90, 0.91, 0.89), "jumprelu": (0.70, 0.72, 0.71), "batchtopk": (0.71, 0.70, 0.72)}
+    rows = rows_for(f1)
+    for r in rows:
+        if r["sae"] == "matryoshka" and r["seed"] == 1:
+            r["converged"] = 0.0
+        if r["sae"] == "batchtopk":
+            r["l0"] = 8.0  # a third above k = 6
+    board = build(rows, "lite", ["synthsaebench"], list(f1), META)
+    calls = {(o["a"], o["b"]): (o["ours"], o["reproduced"], o["why"]) for o in board.orderings if o["metric"] == "f1"}
+    assert calls[("matryoshka", "jumprelu")] == (">", None, "matryoshka converged in 2 of 3 seeds")
+    assert calls[("jumprelu", "batchtopk")] == ("≈", None, "batchtopk at L0 8.00, not 6")
+    text = render(board, {})
+    assert "0 of 3 relations reproduced; 3 inconclusive" in text
+    assert "| inconclusive (matryoshka converged in 2 of 3 seeds; batchtopk at L0 8.00, not 6) |" in text
+
+
 def test_l0_off_target_is_reported():
     all_tasks()
     rows = rows_for({"topk": (0.5, 0.6, 0.55), "jumprelu": (0.4, 0.45, 0.5)})
