@@ -57,13 +57,20 @@ class Leaderboard:
         s = self.summary(task, k, sae, "l0")
         return s is not None and abs(s.mean / k - 1) > L0_TOLERANCE
 
-    def unusable(self, task: str, k: int, sae: str) -> str | None:
-        """Why a comparison cannot rest on this SAE's cell (some seed not converged, or L0 off target), or None."""
+    def unusable(self, task: str, k: int, sae: str, handicapped: int = 0) -> str | None:
+        """Why a comparison cannot rest on this SAE's cell (some seed not converged, or L0 off target), or None.
+
+        handicapped: +1 when the call has this SAE winning on a metric that grows with L0 (EV), -1
+        when it has it losing, 0 otherwise. An L0 miss that can only have hurt the SAE in that call
+        (below k and winning, above k and losing) does not make the call inconclusive."""
         c = self.summary(task, k, sae, "converged")
         if c is not None and c.mean < 1:
             return f"{sae} converged in {round(c.mean * c.n)} of {c.n} seeds"
         if self.off_target(task, k, sae):
-            return f"{sae} at L0 {self.summary(task, k, sae, 'l0').mean:.2f}, not {k}"
+            l0 = self.summary(task, k, sae, "l0").mean
+            if handicapped * (k - l0) > 0:
+                return None
+            return f"{sae} at L0 {l0:.2f}, not {k}"
         return None
 
     def tier_of(self, task: str, k: int, metric: str, sae: str) -> int | None:
@@ -130,7 +137,10 @@ def _orderings(board: Leaderboard) -> list[dict[str, Any]]:
             continue
         ours = "≈" if ta == tb else (">" if ta < tb else "<")
         sa, sb = board.summary("synthsaebench", k, a, metric), board.summary("synthsaebench", k, b, metric)
-        why = "; ".join(w for w in (board.unusable("synthsaebench", k, a), board.unusable("synthsaebench", k, b)) if w)
+        # on a metric that grows with L0, the winner fired fewer latents than k or the loser more: still fair
+        sign = {">": 1, "<": -1}.get(ours, 0) if metric in GROWS_WITH_L0 else 0
+        why = "; ".join(w for w in (board.unusable("synthsaebench", k, a, sign),
+                                    board.unusable("synthsaebench", k, b, -sign)) if w)
         out.append({"metric": metric, "a": a, "b": b, "published": published,
                     "published_values": [PUBLISHED[25][a][metric], PUBLISHED[25][b][metric]],
                     "ours": ours, "our_values": [sa.mean, sb.mean],
@@ -199,8 +209,8 @@ def _convergence_line(board) -> str:
             bad.append(f"{r['task']}/k{r['k']}/{r['sae']}/seed {r['seed']}"
                        + (" (collapsed)" if r.get("collapsed") == 1.0 else ""))
     text = (f"Convergence (the trainer's diagnostic: probe EV and recovery changed by less than "
-            f"{TrainSettings.converged_tol:g} over the last doubling of training, EV > 0): {conv} of {total} trained "
-            "SAEs converged.")
+            f"{TrainSettings.converged_tol:g} over the last doubling of training before the lr decay, EV > 0): "
+            f"{conv} of {total} trained SAEs converged.")
     if bad:
         text += " Not converged: " + ", ".join(bad[:20]) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "") + \
             (". Their numbers are shown but are less trustworthy: rerun with a larger training budget, e.g. "
@@ -209,6 +219,7 @@ def _convergence_line(board) -> str:
 
 
 L0_TOLERANCE = 0.10
+GROWS_WITH_L0 = frozenset({"ev"})  # metrics a fair SAE improves by firing more latents
 
 
 def _l0_line(board) -> str:
@@ -244,7 +255,7 @@ def _task_section(board, name, figures):
                 f"World: d = {w.d}, m = {w.m}; SAE width {scale.m}; {scale.n_samples:,} training samples, batch "
                 f"{scale.batch_size}, lr {scale.lr}; scored on {scale.eval_n:,} fresh samples. {scale.note}", ""]
         header = ["SAE"] + [f"{mt.label} {'↑' if mt.higher else '↓' if mt.higher is False else ''}".strip()
-                            for mt in task.metrics] + ["converged", "probe EV change"]
+                            for mt in task.metrics] + ["converged", "probe change: EV", "recovery"]
         out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for sae in board.saes + _refs(board):
             if sae not in per:
@@ -255,7 +266,7 @@ def _task_section(board, name, figures):
                 cells.append(board.cell(name, k, sae, mt.key) + (f" [{t}]" if t else ""))
             c = per[sae].get("converged")
             cells.append("—" if c is None else f"{round(c.mean * c.n)}/{c.n}")
-            cells.append(board.cell(name, k, sae, "probe_ev_change", 3))
+            cells += [board.cell(name, k, sae, key, 3) for key in ("probe_ev_change", "probe_recovery_change")]
             out.append("| " + " | ".join(cells) + " |")
         ranks = board.rankings.get(name, {}).get(k, {}).get(task.headline)
         if ranks:

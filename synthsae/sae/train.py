@@ -72,7 +72,7 @@ from synthsae.config import Config
 from synthsae.errors import ConfigError, fail, require, unknown_name
 from synthsae.sae import common
 from synthsae.sae.base import SAE
-from synthsae.sae.convergence import Convergence, Probe, auto_probe_samples, probe_points
+from synthsae.sae.convergence import Convergence, Probe, auto_probe_samples, plateau_end, probe_points
 from synthsae.sae.l0_control import L0Controller, check_targetable
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -130,9 +130,10 @@ class TrainSettings(Config):
     divergence_ev: stop when the EV stays below this while the error grew tenfold (None = never
         check); see the module docstring.
     probe_samples: size of the held-out convergence probe set (None = n_samples / 20 clipped to
-        [512, 4096]). probe_evals: evaluations of it, evenly spaced, the last at the end (0 = no
-        convergence diagnostic). converged_tol: the convergence criterion, the largest change of probe EV
-        and recovery over the last doubling of training (`synthsae.sae.convergence`).
+        [512, 4096]). probe_evals: evaluations of it, evenly spaced, the last at the end, plus the
+        start of the lr decay and half of it (0 = no convergence diagnostic). converged_tol: the
+        convergence criterion, the largest change of probe EV and recovery over the last doubling of
+        training before the lr decay (`synthsae.sae.convergence`).
     """
 
     error_label = "train"  # errors name fields as in the [train] table: train.lr = ...
@@ -493,7 +494,7 @@ def train(
                       "mean. Train longer or check lr.", RuntimeWarning, stacklevel=2)
     if probe is not None:
         c = Convergence.measure(final.probe_steps, final.probe_ev, final.probe_recovery, final.probe_l0, n_steps,
-                                s.converged_tol, s.target_l0, probe.x.shape[0])
+                                s.converged_tol, s.target_l0, probe.x.shape[0], s.lr_decay_steps)
         final.convergence = None if c is None else c.to_dict()
     final.fire_count = sae.fire_count.detach().cpu().clone()
     final.steps_since_fired = sae.steps_since_fired.detach().cpu().clone()
@@ -554,7 +555,7 @@ def _make_probe(world, s: TrainSettings, seed: int, n_steps: int, dev) -> tuple[
     x = world.sample(n, seed=_derived_seed(seed, 4), device=dev, dtype=torch.float32).x
     _require_finite_data(x, "the held-out convergence probe set")
     probe = Probe(x, getattr(world, "dictionary", None), _derived_seed(seed, 5), s.batch_size)
-    return probe, set(probe_points(n_steps, s.probe_evals))
+    return probe, set(probe_points(n_steps, s.probe_evals, plateau_end(n_steps, s.lr_decay_steps)))
 
 
 def _keep_probe_points(history: TrainHistory, points: set[int]) -> None:

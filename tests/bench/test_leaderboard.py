@@ -56,6 +56,29 @@ def test_an_ordering_on_an_unconverged_or_off_target_sae_is_inconclusive():
     assert "| inconclusive (matryoshka converged in 2 of 3 seeds; batchtopk at L0 8.00, not 6) |" in text
 
 
+def test_an_ev_win_despite_fewer_latents_stands_and_a_win_with_more_does_not():
+    all_tasks()
+    ev = {"matching_pursuit": (0.980, 0.981, 0.982), "batchtopk": (0.96, 0.962, 0.961), "jumprelu": (0.96, 0.961, 0.962),
+          "relu_l1": (0.995, 0.996, 0.997)}
+    rows = []
+    for sae, vals in ev.items():
+        rows += rows_for({sae: vals}, "ev")
+    for r in rows:
+        if r["sae"] == "matching_pursuit":
+            r["l0"] = 5.1  # fewer latents than k = 6, and still the higher EV: the miss only handicapped it
+        if r["sae"] == "batchtopk":
+            r["l0"] = 6.9  # more latents than k, and still the lower EV: handicapped the winner, fair call
+        if r["sae"] == "relu_l1":
+            r["l0"] = 7.5  # more latents than k AND the higher EV: the miss may be why it wins
+    board = build(rows, "lite", ["synthsaebench"], list(ev), META)
+    calls = {(o["a"], o["b"]): (o["ours"], o["reproduced"], o["why"]) for o in board.orderings if o["metric"] == "ev"}
+    assert calls[("matching_pursuit", "batchtopk")] == (">", True, "")
+    assert calls[("matching_pursuit", "jumprelu")] == (">", True, "")
+    ours, reproduced, why = calls[("matching_pursuit", "relu_l1")]
+    # both misses may explain this call: MP loses with fewer latents, relu_l1 wins with more
+    assert ours == "<" and reproduced is None and why == "matching_pursuit at L0 5.10, not 6; relu_l1 at L0 7.50, not 6"
+
+
 def test_l0_off_target_is_reported():
     all_tasks()
     rows = rows_for({"topk": (0.5, 0.6, 0.55), "jumprelu": (0.4, 0.45, 0.5)})

@@ -8,7 +8,9 @@ import torch
 from synthsae.bench.task import Metric, Scale
 
 # Training samples per SAE at the lite tier (2,400 steps of 256): the whole lite tier then takes about
-# 7 min on 2 idle cores (benchmarks/README.md, 2026-12-02), half the 15-minute limit.
+# 6 min on 2 idle cores (benchmarks/README.md, 2026-12-02), under half the 15-minute limit.
+# 3x this budget did not pay for its time: on synthsaebench it converged 8 of 18 SAEs where 1x
+# converged 5 (the task's earlier regime).
 LITE_SAMPLES = 256 * 2400
 # Adam's lr at the lite tier: at 2,400 steps, 1e-2 gave a higher MCC than 3e-3 for 32 of 35 (task,
 # SAE) pairs (seed 0, benchmarks/README.md, 2026-12-02). BatchTopK-style inference thresholds are an

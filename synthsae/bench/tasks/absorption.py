@@ -53,18 +53,23 @@ class Absorption(BenchTask):
 
     def scale(self, tier: str) -> Scale:
         from synthsae.world import WorldConfig
-        from synthsae.world.firing import LinearLaw
+        from synthsae.world.firing import LinearLaw, Zipf
         from synthsae.world.geometry import Gaussian
         from synthsae.world.hierarchy import HierarchyConfig
         from synthsae.world.magnitudes import Uniform
 
+        # True L0 about k (expected 24.3 at the full tier, 5.7 at lite): with a true L0 several times k
+        # every SAE is "sparse but wrong" first (the mixing task), which hides absorption -- the lite
+        # world had L0 13 for k = 6 until 2026-12-02, and every SAE's absorption gap was <= 0.
         if tier == "full":
-            world = WorldConfig(d=768, m=16384, dictionary=Gaussian(), firing=LinearLaw(max_p=0.3, min_p=5e-4),
-                                hierarchy=HierarchyConfig(roots=128, branching=4, depth=3, mutually_exclusive=1.0),
+            world = WorldConfig(d=768, m=16384, dictionary=Gaussian(), firing=Zipf(exponent=0.6, max_p=0.4, min_p=5e-4),
+                                hierarchy=HierarchyConfig(roots=128, branching=4, depth=3, mutually_exclusive=1.0,
+                                                          compensate="first_order"),
                                 magnitudes=Uniform(low=0.5, high=1.5))
             return Scale(world, 4096, 25, 200_000_000, 1024, 3e-4, 100_000)
         roots, d, m = (2, 16, 32) if tier == "micro" else (6, 32, 96)
-        world = WorldConfig(d=d, m=m, dictionary=Gaussian(), firing=LinearLaw(max_p=0.3, min_p=0.05),
+        law = LinearLaw(max_p=0.3, min_p=0.05) if tier == "micro" else LinearLaw(max_p=0.15, min_p=0.01)
+        world = WorldConfig(d=d, m=m, dictionary=Gaussian(), firing=law,
                             hierarchy=HierarchyConfig(roots=roots, branching=3, depth=1, mutually_exclusive=1.0),
                             magnitudes=Uniform(low=0.5, high=1.5))
         if tier == "micro":

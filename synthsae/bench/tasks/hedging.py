@@ -51,18 +51,21 @@ class Hedging(BenchTask):
 
     def scale(self, tier: str) -> Scale:
         from synthsae.world import WorldConfig
-        from synthsae.world.firing import LinearLaw
+        from synthsae.world.firing import LinearLaw, Zipf
         from synthsae.world.geometry import Gaussian
         from synthsae.world.hierarchy import HierarchyConfig
         from synthsae.world.magnitudes import Uniform
 
+        # True L0 about k (expected 21.6 at the full tier, 5.2 at lite), so hedging is not confounded
+        # with mixing (the lite world had L0 12.6 for k = 6 until 2026-12-02).
         if tier == "full":
-            world = WorldConfig(d=768, m=16384, dictionary=Gaussian(), firing=LinearLaw(max_p=0.3, min_p=5e-4),
+            world = WorldConfig(d=768, m=16384, dictionary=Gaussian(), firing=Zipf(exponent=0.5, max_p=0.4, min_p=5e-4),
                                 hierarchy=HierarchyConfig(roots=512, branching=4, depth=2, mutually_exclusive=0.0),
                                 magnitudes=Uniform(low=0.5, high=1.5))
             return Scale(world, 4096, 25, 200_000_000, 1024, 3e-4, 100_000)
         roots, d, m = (2, 16, 32) if tier == "micro" else (8, 32, 96)
-        world = WorldConfig(d=d, m=m, dictionary=Gaussian(), firing=LinearLaw(max_p=0.3, min_p=0.05),
+        law = LinearLaw(max_p=0.3, min_p=0.05) if tier == "micro" else LinearLaw(max_p=0.15, min_p=0.01)
+        world = WorldConfig(d=d, m=m, dictionary=Gaussian(), firing=law,
                             hierarchy=HierarchyConfig(roots=roots, branching=3, depth=1, mutually_exclusive=0.0),
                             magnitudes=Uniform(low=0.5, high=1.5))
         if tier == "micro":
