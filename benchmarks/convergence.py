@@ -68,7 +68,8 @@ def main() -> None:
             half = [window_change(x1, k, 0.5, False) for k in ("ev", "recovery")]
             plateau = 1.0 - x1["decay"]
             before = [window_change(x1, k, plateau / 2, False, plateau) for k in ("ev", "recovery")]
-            moved = [x4["row"].get(k, float("nan")) - x1["row"].get(k, float("nan")) for k in ("f1", "mcc", "ev")] + [x4["recovery"][-1] - x1["recovery"][-1]]
+            moved = [x4["row"].get(k, float("nan")) - x1["row"].get(k, float("nan")) for k in ("f1", "mcc", "ev")]
+            moved.append(x4["recovery"][-1] - x1["recovery"][-1])
             print(f"| {task_name} | {label} | {fifth[0]:.1%} / {fifth[1]:.1%} | "
                   f"{'converged' if max(fifth) < 0.02 else 'not'} | {half[0]:.3f} / {half[1]:.3f} | "
                   f"{'converged' if max(half) < 0.01 else 'not'} | {before[0]:.3f} / {before[1]:.3f} | "

@@ -23,8 +23,8 @@ variant's sparsity warmup (`sae.sparsity_scale(step) == 1`) and before the froze
 of the steps train at a fixed objective (f no longer changes), so the end of training is an
 ordinary fixed-coefficient run.
 
-Known limit (measured on the toy preset, 1,000-1,500 steps, with `PROPORTIONAL` 0.5): a ReLU+l1 SAE keeps sparsifying at a
-fixed coefficient, so its final L0 lands below the target (-8% at L0 8, up to -14% at L0 6 with a
+Known limit (measured on the toy preset, 1,000-1,500 steps, with `PROPORTIONAL` 0.5): a ReLU+l1 SAE
+keeps sparsifying at a fixed coefficient, so its final L0 lands below the target (-8% at L0 8, up to -14% at L0 6 with a
 decaying lr); JumpReLU lands within 3%. On the bench's lite tasks (4,800 steps, `PROPORTIONAL` 2.0)
 both land within 6% of their targets (mean over 3 seeds; single runs within 5%, except one ReLU+l1
 run on the mixing task at +17%). The final probe L0 is reported (`Convergence.l0`), so a

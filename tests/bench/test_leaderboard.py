@@ -58,8 +58,8 @@ def test_an_ordering_on_an_unconverged_or_off_target_sae_is_inconclusive():
 
 def test_an_ev_win_despite_fewer_latents_stands_and_a_win_with_more_does_not():
     all_tasks()
-    ev = {"matching_pursuit": (0.980, 0.981, 0.982), "batchtopk": (0.96, 0.962, 0.961), "jumprelu": (0.96, 0.961, 0.962),
-          "relu_l1": (0.995, 0.996, 0.997)}
+    ev = {"matching_pursuit": (0.980, 0.981, 0.982), "batchtopk": (0.96, 0.962, 0.961),
+          "jumprelu": (0.96, 0.961, 0.962), "relu_l1": (0.995, 0.996, 0.997)}
     rows = []
     for sae, vals in ev.items():
         rows += rows_for({sae: vals}, "ev")

@@ -60,8 +60,8 @@ class SynthSAEBench(BenchTask):
         if tier == "micro":
             return Scale(world, m, 3, 256 * 12, 256, 3e-3, 1024)
         return C.lite(world, m // 4, 3,
-                     note="SynthSAEBench-16k's law scaled down (d 32, m 128, forest 4 x 3 x 2) in its regime: SAE width "
-                          "m / 4, k = 3 about 0.8 of the true L0 (3.8); not the published scale")
+                     note="SynthSAEBench-16k's law scaled down (d 32, m 128, forest 4 x 3 x 2) in its regime: "
+                          "SAE width m / 4, k = 3 about 0.8 of the true L0 (3.8); not the published scale")
 
     def measure(self, sae, world, scale, seed):
         return C.standard(C.evaluate(sae, world, scale.eval_n, seed), ("f1", "mcc", "uniqueness", "ev", "firing_f1",

@@ -443,8 +443,8 @@ CONVERGENCE_KEYS = ("converged", "collapsed", "probe_ev", "probe_l0", "ev_change
 def convergence_row(history: TrainHistory, prefix: str = "") -> dict[str, Any]:
     """The convergence diagnostic of one training run as row entries (`<prefix>converged`,
     `collapsed`, `probe_ev`, `probe_l0` (final measured L0), `ev_change`, `recovery_change` (absolute
-    changes over the last doubling of training, before the lr decay if it decays), `steps`). Every cell that trains an SAE puts this in
-    its row (one prefix per SAE when it trains several)."""
+    changes over the last doubling of training, before the lr decay if it decays), `steps`). Every
+    cell that trains an SAE puts this in its row (one prefix per SAE when it trains several)."""
     c = history.convergence_result()
     if c is None:
         vals = {"converged": False, "collapsed": False, "probe_ev": float("nan"), "probe_l0": float("nan"),
