@@ -11,7 +11,7 @@ For each main variant on a bench task's lite scale (one seed), train at the lite
 
 A useful rule calls "converged" only SAEs whose metrics would barely move with more training.
 
-    python benchmarks/convergence.py --tasks absorption synthsaebench   # ~5 min per task on one core
+    python benchmarks/convergence.py --tasks absorption synthsaebench   # ~10 min per task on one core (4,800-step lite)
 """
 
 from __future__ import annotations

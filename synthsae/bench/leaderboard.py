@@ -282,13 +282,17 @@ def _task_section(board, name, figures):
 def _orderings_section(board):
     rep = sum(o["reproduced"] is True for o in board.orderings)
     undecided = sum(o["reproduced"] is None for o in board.orderings)
-    out = ["## Published SynthSAEBench orderings on this tier", "",
-           "Published at L0 = 25 on the 16k world: F1 Matryoshka 0.879 > JumpReLU 0.732 ≈ BatchTopK 0.732 > standard "
-           "ℓ1 0.556 > Matching Pursuit 0.446; EV highest for Matching Pursuit (0.835). Ours: the `synthsaebench` "
-           f"task of this tier, with the tie rule (a tie when 95% intervals overlap). {rep} of {len(board.orderings)} "
-           "relations reproduced" + (f"; {undecided} inconclusive (an SAE not converged in every seed or off its "
-                                     "L0: the call is shown, not counted)" if undecided else "") + "." + (" This tier's world is a scaled-down version: agreement in ordering, not in "
-                                      "value, is what can be checked." if board.tier != "full" else ""), "",
+    text = ("Published at L0 = 25 on the 16k world: F1 Matryoshka 0.879 > JumpReLU 0.732 ≈ BatchTopK 0.732 > standard "
+            "ℓ1 0.556 > Matching Pursuit 0.446; EV highest for Matching Pursuit (0.835). Ours: the `synthsaebench` "
+            f"task of this tier, with the tie rule (a tie when 95% intervals overlap). {rep} of {len(board.orderings)} "
+            "relations reproduced")
+    if undecided:
+        text += (f"; {undecided} inconclusive (an SAE not converged in every seed or off its L0: the call is shown, "
+                 "not counted)")
+    text += "."
+    if board.tier != "full":
+        text += " This tier's world is a scaled-down version: agreement in ordering, not in value, is what can be checked."
+    out = ["## Published SynthSAEBench orderings on this tier", "", text, "",
            "| metric | relation | published | ours (means) | our call | reproduced |", "|---|---|---|---|---|---|"]
     if not board.orderings:
         out[-3] += (" None of the published relations applies: it needs two of matryoshka, jumprelu, batchtopk, "

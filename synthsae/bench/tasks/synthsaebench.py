@@ -12,7 +12,7 @@ MCC, uniqueness, EV.
   the published ones; the report checks which published *orderings* it reproduces, with the tie
   rule of `synthsae.stats.rank`. (Until 2026-12-02 the lite SAE was as wide as the world, with k = 6
   above the true L0: another regime, in which Matryoshka ranked last on F1 and 5 of 18 SAEs
-  converged; in this one, seeds 0-1, Matryoshka led F1 and 8 of 12 converged.)
+  converged; in this one Matryoshka leads F1 and 17 of 18 converge: benchmarks/README.md.)
 """
 
 from __future__ import annotations
